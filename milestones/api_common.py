@@ -1,0 +1,63 @@
+"""Pieces shared by every app's API: org scoping, list paging, error shape."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Pagination(LimitOffsetPagination):
+    """Lists are plain JSON arrays; `?limit=&offset=` page them, headers tell the total."""
+
+    default_limit = 1000
+    max_limit = 5000
+
+    def get_paginated_response(self, data):
+        headers = {"X-Total-Count": str(self.count)}
+        next_url = self.get_next_link()
+        if next_url:
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        return Response(data, headers=headers)
+
+    def get_paginated_response_schema(self, schema):
+        return schema
+
+
+def validation_error_to_dict(exc: DjangoValidationError) -> dict:
+    if hasattr(exc, "error_dict"):
+        out = {}
+        for field, errors in exc.message_dict.items():
+            out["non_field_errors" if field == "__all__" else field] = errors
+        return out
+    return {"non_field_errors": exc.messages}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        return Response(validation_error_to_dict(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, IntegrityError):
+        return Response(
+            {"detail": "This change conflicts with existing data (a unique name or reference)."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return drf_exception_handler(exc, context)
+
+
+class OrgScopedMixin:
+    """Querysets limited to the caller's organisation; creates stamped with it."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(organisation_id=self.request.user.organisation_id)
+
+    def perform_create(self, serializer):
+        serializer.save(organisation=self.request.user.organisation)
+
+
+class OrgSlugRelatedField(serializers.SlugRelatedField):
+    """A slug reference resolved inside the caller's organisation only."""
+
+    def get_queryset(self):
+        request = self.context["request"]
+        return super().get_queryset().filter(organisation_id=request.user.organisation_id)

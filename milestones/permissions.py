@@ -1,0 +1,32 @@
+"""Role checks for the API. Organisation scoping is done by the querysets (OrgScopedMixin)."""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from .models import Role
+
+ALL_ROLES = frozenset({Role.CONFIGURER, Role.MEMBER_CARE, Role.INTEGRATION})
+CONFIG_ROLES = frozenset({Role.CONFIGURER})
+
+
+class RolePermission(BasePermission):
+    """A view declares `read_roles` and `write_roles`; the user's role must be in the right one.
+
+    Defaults: every role reads, only configurers write.
+    """
+
+    message = "Your role does not allow this."
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        if user.organisation_id is None or not user.is_active:
+            return False
+        if request.method in SAFE_METHODS:
+            roles = getattr(view, "read_roles", ALL_ROLES)
+        else:
+            roles = getattr(view, "write_roles", CONFIG_ROLES)
+        action_roles = getattr(view, "action_roles", {}).get(getattr(view, "action", None))
+        if action_roles is not None:
+            roles = action_roles
+        return user.role in roles

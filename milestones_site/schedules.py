@@ -1,0 +1,27 @@
+"""Periodic work, declared in code and installed into django-celery-beat.
+
+Installed after every `migrate` (post_migrate), so a fresh database has the schedule; an
+operator may then change intervals or disable entries in the admin, and later installs keep
+those edits (only missing entries are created).
+"""
+
+# name -> (task, every N seconds, queue)
+PERIODIC_TASKS: dict[str, tuple[str, int]] = {
+    "heartbeat": ("milestones.tasks.record_heartbeat", 60),
+}
+
+
+def install_periodic_tasks(using: str = "default") -> int:
+    """Create the declared periodic tasks that are missing. Returns how many were created."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    created = 0
+    for name, (task, seconds) in PERIODIC_TASKS.items():
+        if PeriodicTask.objects.using(using).filter(name=name).exists():
+            continue
+        interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+            every=seconds, period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.using(using).create(name=name, task=task, interval=interval)
+        created += 1
+    return created

@@ -1,0 +1,77 @@
+"""Shared fixtures: two organisations (acme, globex) and a user of each role in each.
+
+Permission and isolation tests are then one line: `api(member_care).post(...)`,
+`api(other_configurer).get(...)`.
+"""
+
+import pytest
+from rest_framework.test import APIClient
+
+from milestones.models import Role
+from tests.factories import OrganisationFactory, UserFactory
+
+PASSWORD = "pass-1234-word"
+
+
+@pytest.fixture
+def org(db):
+    return OrganisationFactory(slug="acme", name="Acme", timezone="Asia/Kolkata")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganisationFactory(slug="globex", name="Globex", timezone="UTC")
+
+
+@pytest.fixture
+def configurer(org):
+    return UserFactory(username="alice", organisation=org, role=Role.CONFIGURER)
+
+
+@pytest.fixture
+def member_care(org):
+    return UserFactory(username="bob", organisation=org, role=Role.MEMBER_CARE)
+
+
+@pytest.fixture
+def integration(org):
+    return UserFactory(username="ivan", organisation=org, role=Role.INTEGRATION)
+
+
+@pytest.fixture
+def other_configurer(other_org):
+    return UserFactory(username="charlie", organisation=other_org, role=Role.CONFIGURER)
+
+
+@pytest.fixture
+def other_member_care(other_org):
+    return UserFactory(username="dora", organisation=other_org, role=Role.MEMBER_CARE)
+
+
+@pytest.fixture
+def other_integration(other_org):
+    return UserFactory(username="erin", organisation=other_org, role=Role.INTEGRATION)
+
+
+@pytest.fixture
+def api():
+    """api(user) -> an APIClient authenticated with the user's token; api() is anonymous."""
+
+    def make(user=None):
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {user.auth_token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client_for(client):
+    """admin_client_for(user) -> a Django test client logged in as the user."""
+
+    def make(user):
+        client.force_login(user)
+        return client
+
+    return make
