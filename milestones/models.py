@@ -3,7 +3,7 @@ import zoneinfo
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 def validate_timezone(value: str) -> None:
@@ -105,3 +105,331 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return self.name
+
+
+# --- Configuration: target groups (milestones), periods (cycles), targets, sub-targets ------
+
+
+class TargetValueMode(models.TextChoices):
+    SAME_FOR_ALL = "same_for_all", "Same target for all customers"
+    PER_CUSTOMER = "per_customer", "Different target for each customer"
+
+
+class CycleType(models.TextChoices):
+    FIXED_CALENDAR = "fixed_calendar", "Fixed calendar window"
+    CUSTOM_PERIODS = "custom_periods", "Different duration for each cycle"
+    CYCLIC = "cyclic", "Cyclic window (from the customer's first activity)"
+    TILL_ACHIEVEMENT = "till_achievement", "Till target achievement (period agnostic)"
+
+
+class Frequency(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+    QUARTERLY = "quarterly", "Quarterly"
+    HALF_YEARLY = "half_yearly", "Half-yearly"
+    YEARLY = "yearly", "Yearly"
+    DAYS = "days", "Every N days"
+
+
+class EnrolmentMode(models.TextChoices):
+    ALL_CUSTOMERS = "all_customers", "All customers"
+    AUDIENCE_GROUP = "audience_group", "Audience group"
+    CUSTOM_LIST = "custom_list", "Custom list (target per customer)"
+
+
+class UnifiedMode(models.TextChoices):
+    NONE = "", "Single targets"
+    ALL = "all", "Unified: every target reached"
+    ANY = "any", "Unified: any target reached"
+
+
+class Kpi(models.TextChoices):
+    GROSS_SALES = "gross_sales", "Gross sales"
+    NET_SALES = "net_sales", "Net sales"
+    QUANTITY = "quantity", "Quantity"
+    TRANSACTION_COUNT = "transaction_count", "Transaction count"
+    DAYS_OF_ACTIVITY = "days_of_activity", "Days of activity"
+    EXTENDED_FIELD_COUNT = "extended_field_count", "Extended field COUNT of a value"
+    EXTENDED_FIELD_SUM = "extended_field_sum", "Extended field SUM"
+    POINTS = "points", "Points earned"
+    EVENT_COUNT = "event_count", "Behavioural event count"
+    EVENT_DAYS = "event_days", "Behavioural event days of activity"
+    EVENT_SUM = "event_sum", "Behavioural event sum of an attribute"
+    EVENT_DAILY_MAX_SUM = "event_daily_max_sum", "Behavioural event sum of each day's highest value"
+    CUSTOMER_EVENT_COUNT = "customer_event_count", "Customer-level event count"
+    CUSTOMER_EVENT_DAYS = "customer_event_days", "Customer-level event days"
+    MILESTONES_ACHIEVED = "milestones_achieved", "Milestones achieved"
+
+
+class Entity(models.TextChoices):
+    TRANSACTION = "transaction", "Transaction (bill)"
+    LINE_ITEM = "line_item", "Line item"
+    EVENT = "event", "Behavioural event"
+    CUSTOMER_EVENT = "customer_event", "Customer-level event"
+    POINTS = "points", "Points"
+    MILESTONE = "milestone", "Milestone"
+
+
+class PointsType(models.TextChoices):
+    REGULAR = "regular", "Regular"
+    PROMOTIONAL = "promotional", "Promotional"
+    BOTH = "both", "Both"
+
+
+class SubTargetCriteria(models.TextChoices):
+    PERCENTAGE = "percentage", "Percentage of the target"
+    ABSOLUTE = "absolute", "Absolute value"
+
+
+class TargetGroup(models.Model):
+    """A milestone: a duration, a cycle configuration, an enrolment and up to 50 targets."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="target_groups"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    start = models.DateField()
+    end = models.DateField()
+    till = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    target_value_mode = models.CharField(
+        max_length=20, choices=TargetValueMode.choices, default=TargetValueMode.SAME_FOR_ALL
+    )
+    cycle_type = models.CharField(
+        max_length=20, choices=CycleType.choices, default=CycleType.FIXED_CALENDAR
+    )
+    cycle_frequency = models.CharField(max_length=20, choices=Frequency.choices, blank=True)
+    cycle_days = models.PositiveIntegerField(null=True, blank=True)
+    cycle_start = models.DateField(null=True, blank=True)
+    cycle_count = models.PositiveIntegerField(null=True, blank=True)
+    enrolment_mode = models.CharField(
+        max_length=20, choices=EnrolmentMode.choices, default=EnrolmentMode.ALL_CUSTOMERS
+    )
+    offset_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: the organisation's default."
+    )
+    leaderboard_enabled = models.BooleanField(default=False)
+    unified_mode = models.CharField(
+        max_length=3, choices=UnifiedMode.choices, blank=True, default=""
+    )
+    is_active = models.BooleanField(default=True)
+    send_enrolment_trigger = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_role = models.CharField(max_length=20, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="target_group_name_unique_per_org"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=F("start")), name="target_group_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(cycle_count__isnull=True) | Q(cycle_count__gte=1, cycle_count__lte=100),
+                name="target_group_cycle_count_1_100",
+            ),
+            models.CheckConstraint(
+                condition=~Q(cycle_type="till_achievement") | Q(target_value_mode="same_for_all"),
+                name="till_achievement_same_target_for_all",
+            ),
+        ]
+        indexes = [models.Index(fields=["organisation", "is_active", "start", "end"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.name
+
+    def status(self, today=None) -> str:
+        """Upcoming / Live / Ended, from the dates in the organisation's timezone."""
+        from django.utils import timezone
+
+        if today is None:
+            today = timezone.now().astimezone(self.organisation.tzinfo).date()
+        if today < self.start:
+            return "upcoming"
+        if today > self.end:
+            return "ended"
+        return "live"
+
+    @property
+    def tracking_type(self) -> str:
+        return "unified" if self.unified_mode else "single"
+
+    @property
+    def has_fixed_periods(self) -> bool:
+        return self.cycle_type in (CycleType.FIXED_CALENDAR, CycleType.CUSTOM_PERIODS)
+
+    @property
+    def effective_offset_days(self) -> int:
+        return self.offset_days if self.offset_days is not None else self.organisation.offset_days
+
+
+class Period(models.Model):
+    """One cycle with fixed dates (fixed calendar windows and custom periods).
+
+    `starts_at`/`ends_at` are the exact instants (UTC, end exclusive) computed from the
+    calendar dates at 00:00 in the organisation's timezone; `start`/`end` are the inclusive
+    calendar dates shown to people.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="periods")
+    ordinal = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    start = models.DateField()
+    end = models.DateField()
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="period_name_unique_per_org"
+            ),
+            models.UniqueConstraint(
+                fields=["target_group", "ordinal"], name="period_ordinal_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="period_ends_after_start"
+            ),
+        ]
+        indexes = [models.Index(fields=["target_group", "starts_at", "ends_at"])]
+        ordering = ["target_group_id", "ordinal"]
+
+    def __str__(self):
+        return self.name
+
+
+class Target(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="targets")
+    ordinal = models.PositiveIntegerField(default=1)
+    name = models.CharField(max_length=200)
+    kpi = models.CharField(max_length=30, choices=Kpi.choices)
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    event_name = models.CharField(max_length=100, blank=True)
+    attribute = models.CharField(max_length=100, blank=True)
+    extended_field = models.CharField(max_length=100, blank=True)
+    extended_field_value = models.CharField(max_length=200, blank=True)
+    points_type = models.CharField(max_length=20, choices=PointsType.choices, blank=True)
+    source_target_group = models.ForeignKey(
+        TargetGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="feeds_targets"
+    )
+    value = models.DecimalField(max_digits=18, decimal_places=4)
+    cycle_values = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Target value per cycle ordinal, as strings: {'2': '1500'}.",
+    )
+    scope_stores = models.JSONField(default=list, blank=True)
+    scope_zones = models.JSONField(default=list, blank=True)
+    scope_concepts = models.JSONField(default=list, blank=True)
+    rule = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="target_name_unique_per_org"
+            ),
+            models.CheckConstraint(condition=Q(value__gte=0), name="target_value_not_negative"),
+        ]
+        ordering = ["target_group_id", "ordinal", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def value_for_cycle(self, ordinal: int):
+        from decimal import Decimal
+
+        raw = (self.cycle_values or {}).get(str(ordinal))
+        return Decimal(str(raw)) if raw not in (None, "") else self.value
+
+
+class SubTarget(models.Model):
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="sub_targets")
+    name = models.CharField(max_length=200)
+    criteria = models.CharField(max_length=20, choices=SubTargetCriteria.choices)
+    value = models.DecimalField(max_digits=18, decimal_places=4)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "name"], name="sub_target_name_unique_per_target"
+            ),
+            models.CheckConstraint(condition=Q(value__gt=0), name="sub_target_value_positive"),
+            models.CheckConstraint(
+                condition=~Q(criteria="percentage") | Q(value__lte=100),
+                name="sub_target_percentage_max_100",
+            ),
+        ]
+        ordering = ["target_id", "value", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def threshold(self, target_value):
+        """The achieved value at which this sub-target is reached, for a given target value."""
+        from decimal import Decimal
+
+        if self.criteria == SubTargetCriteria.PERCENTAGE:
+            return (Decimal(target_value) * self.value / Decimal(100)).quantize(Decimal("0.0001"))
+        return self.value
+
+
+class Template(models.Model):
+    """A pre-filled milestone: `payload` has the API's create shape (without name and dates)."""
+
+    organisation = models.ForeignKey(
+        Organisation,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="templates",
+        help_text="Blank: a built-in template every organisation sees.",
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="template_name_unique_per_org"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class AuditEntry(models.Model):
+    """Who changed which configuration, when, and what changed."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=40)
+    object_id = models.BigIntegerField()
+    object_name = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organisation", "object_type", "object_id"])]
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.action} {self.object_type} {self.object_name}"

@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from .models import Heartbeat, Organisation, Role, Store, User
+from ..models import Heartbeat, Organisation, Role, Store, User
 
 
 class ServiceError(ValueError):
