@@ -1,1 +1,214 @@
-from django.db import models  # noqa: F401
+from django.db import models
+from django.db.models import Q
+
+from enrolment.models import Customer
+from milestones.models import Organisation, Period, SubTarget, Target, TargetGroup
+
+
+class ActivityType(models.TextChoices):
+    TRANSACTION = "transaction", "Transaction"
+    RETURN = "return", "Return"
+    EVENT = "event", "Behavioural event"
+    CUSTOMER_EVENT = "customer_event", "Customer-level event"
+    POINTS = "points", "Points earned"
+
+
+class ActivityStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Tracked"
+    FAILED = "failed", "Failed"
+
+
+class Activity(models.Model):
+    """What a customer did, stored durably before anything is tracked.
+
+    `external_id` is the integrator's idempotency key: unique per organisation, so a retry or
+    a replay is recognised as a duplicate and counted once.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    external_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=20, choices=ActivityType.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
+    occurred_at = models.DateTimeField()
+    store_code = models.CharField(max_length=64, blank=True)
+    name = models.CharField(
+        max_length=100, blank=True, help_text="Event or customer-level event name."
+    )
+    bill_number = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=ActivityStatus.choices, default=ActivityStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "external_id"], name="activity_idempotency_key"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "id"], name="activity_pending_idx", condition=Q(status="pending")
+            ),
+            models.Index(fields=["customer", "occurred_at"]),
+            models.Index(fields=["organisation", "occurred_at"]),
+            models.Index(
+                fields=["customer", "bill_number"],
+                name="activity_bill_idx",
+                condition=~Q(bill_number=""),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.external_id}"
+
+
+class CycleAnchor(models.Model):
+    """Per-customer cycles (cyclic window, till achievement) start at the customer's first
+    tracked activity on or after the cycle start; retro activities never move it."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    anchor_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target_group", "customer"], name="cycle_anchor_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id}@{self.target_group_id} from {self.anchor_at}"
+
+
+class Progress(models.Model):
+    """A customer's achieved value for one target in one cycle."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="progress")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="progress")
+    cycle_ordinal = models.PositiveIntegerField()
+    period = models.ForeignKey(
+        Period, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    cycle_start = models.DateTimeField()
+    cycle_end = models.DateTimeField(
+        null=True, blank=True, help_text="Exclusive; open for a till-achievement cycle."
+    )
+    target_value = models.DecimalField(max_digits=18, decimal_places=4)
+    achieved = models.DecimalField(max_digits=22, decimal_places=4, default=0)
+    achieved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "progress"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "customer", "cycle_ordinal"], name="progress_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "target"]),
+            models.Index(
+                fields=["target", "cycle_ordinal", "-achieved", "achieved_at"],
+                name="progress_rank_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.target_id} C{self.cycle_ordinal}: {self.achieved}/{self.target_value}"
+
+
+class ProgressDay(models.Model):
+    """Per-day state for the day-based KPIs (days of activity, sum of each day's highest value)."""
+
+    progress = models.ForeignKey(Progress, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField()
+    value = models.DecimalField(max_digits=22, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["progress", "day"], name="progress_day_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.progress_id} {self.day}={self.value}"
+
+
+class Contribution(models.Model):
+    """How much one activity added to one progress row (returns find the bill's cycle here;
+    reprocessing and audits read it)."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="contributions")
+    progress = models.ForeignKey(Progress, on_delete=models.CASCADE, related_name="contributions")
+    amount = models.DecimalField(max_digits=22, decimal_places=4)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "progress"], name="contribution_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.activity_id}->{self.progress_id} {self.amount}"
+
+
+class TargetEventType(models.TextChoices):
+    TARGET_ACHIEVED = "target_achieved", "Target achieved"
+    SUB_TARGET_ACHIEVED = "sub_target_achieved", "Sub-target achieved"
+    PERIOD_ELAPSED = "period_elapsed", "Target period elapsed"
+    ENROLLED = "enrolled", "Enrolled"
+
+
+class TargetEvent(models.Model):
+    """The outbox of events sent to loyalty promotions. `dedupe_key` makes each event unique:
+    one per (type, target, customer, cycle[, sub-target])."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=30, choices=TargetEventType.choices)
+    dedupe_key = models.CharField(max_length=200)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="target_events")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(
+        Target, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    sub_target = models.ForeignKey(
+        SubTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cycle_ordinal = models.PositiveIntegerField(null=True, blank=True)
+    period_name = models.CharField(max_length=200, blank=True)
+    achieved = models.DecimalField(max_digits=22, decimal_places=4, null=True, blank=True)
+    defined = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    milestone_triggers = models.JSONField(default=list, blank=True)
+    milestone_value_defined = models.DecimalField(
+        max_digits=18, decimal_places=4, null=True, blank=True
+    )
+    is_target_achieved_event = models.BooleanField(default=False)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "dedupe_key"], name="target_event_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "created_at"]),
+            models.Index(fields=["organisation", "type", "created_at"]),
+            models.Index(
+                fields=["id"],
+                name="target_event_unconsumed_idx",
+                condition=Q(consumed_at__isnull=True),
+            ),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.type} {self.dedupe_key}"
