@@ -3,6 +3,7 @@
 Nothing set: SQLite under var/, a filesystem Celery broker, DEBUG off.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -87,7 +88,11 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    _db.setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-milestones.sqlite3")
+    _TEST_NAME = str(VAR_DIR / f"test-milestones-{os.getpid()}.sqlite3")
+else:
+    _TEST_NAME = f"test_{_db['NAME']}_{os.getpid()}"
+# One test database per test run (the process id), so concurrent runs never share one.
+_db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", _TEST_NAME)
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = _db["ENGINE"].endswith("postgresql")
