@@ -13,11 +13,12 @@ See docs/rules.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 import cel
 
-from .compiler import translate
+from .compiler import TARGET_FUNCTIONS, translate
 from .context import (
     CONVERTERS,
     HELPERS,
@@ -60,6 +61,7 @@ MAX_RULE_LENGTH = 2000
 ENTITIES = tuple(e for e in ENTITY_PROFILES if e is not None)
 
 _CACHE_SIZE = 4096
+_TARGET_HELPERS = frozenset(TARGET_FUNCTIONS.values())
 _EMPTY_WHEN_ABSENT = (CONVERTERS["map"], CONVERTERS["list"])
 _FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
@@ -140,36 +142,46 @@ class Rule:
 
     def value(self, context: RuleContext | None = None) -> object:
         """The raw result (a bool, float, str, list, dict or None)."""
-        activation = self._activation(as_rule_context(context))
         try:
-            return self._program.execute(activation)
+            activation = self._activation(as_rule_context(context))
+            if type(activation) is dict:
+                return self._program.execute(activation)
+            return self._program.execute(cel.Context(*activation))
         except BaseException as exc:  # noqa: BLE001 - the Rust engine's errors vary
-            if isinstance(exc, _FATAL):
+            if isinstance(exc, (RuleError, *_FATAL)):
                 raise
             raise RuleError(_runtime_message(exc)) from None
 
-    def _activation(self, context: RuleContext) -> object:
+    def _activation(self, context: RuleContext) -> dict | tuple[dict, dict]:
+        """The CEL variables (and functions, when the rule calls helpers)."""
         variables: dict[str, object] = {}
         for var, slot, fields in self._plan:
             source = getattr(context, slot)
             if source is None:
                 continue  # absent profile: reading it is an error at evaluation
             values: dict[str, object] = {}
-            if isinstance(source, EventProfile):
-                for name, keys, convert in fields:
-                    values[name] = convert(getattr(source, keys[0]))
-            else:
+            is_event = isinstance(source, EventProfile)
+            if not is_event and not isinstance(source, Mapping):
+                raise RuleError(
+                    f"Rule could not be evaluated: {var} must be a dict, "
+                    f"not {type(source).__name__}"
+                )
+            for name, keys, convert in fields:
                 try:
-                    for name, keys, convert in fields:
-                        for key in keys:
-                            if key in source:
-                                values[name] = convert(source[key])
-                                break
-                        else:
-                            if convert in _EMPTY_WHEN_ABSENT:  # maps and lists: empty
-                                values[name] = convert(None)
-                except TypeError:
-                    raise RuleError(f"{var} must be a dict, not {type(source).__name__}") from None
+                    if is_event:
+                        values[name] = convert(getattr(source, keys[0]))
+                        continue
+                    for key in keys:
+                        if key in source:
+                            values[name] = convert(source[key])
+                            break
+                    else:
+                        if convert in _EMPTY_WHEN_ABSENT:  # maps and lists: empty
+                            values[name] = convert(None)
+                except RuleError as exc:
+                    raise RuleError(
+                        f"Rule could not be evaluated: {var}.{name}: {exc.message}"
+                    ) from None
             variables[var] = values
         if not (self._target_functions or self._helpers):
             return variables
@@ -177,7 +189,7 @@ class Rule:
         if self._target_functions and context.event is not None:
             functions = target_functions(targets_of(context.event), self._target_functions)
             functions.update(self._helpers)
-        return cel.Context(variables, functions)
+        return variables, functions
 
 
 def compile_rule(source: str, *, purpose: str = "promotion", entity: str | None = None) -> Rule:
@@ -267,8 +279,9 @@ def _runtime_message(exc: BaseException) -> str:
     undefined = "Undefined variable or function: '"
     if text.startswith(undefined):
         name = text[len(undefined) :].split("'", 1)[0]
-        if name in PROFILES:
-            return f"Rule could not be evaluated: {name} is not available for this activity"
+        if name in PROFILES or name in _TARGET_HELPERS:
+            profile = name if name in PROFILES else "currentEvent"
+            return f"Rule could not be evaluated: {profile} is not available for this activity"
     if isinstance(exc, ZeroDivisionError) or "ZeroDivisionError" in text:
         return "Rule could not be evaluated: division by zero"
     # A helper's error: "Function '_div' error: Python function call failed: TypeError: ..."
