@@ -136,9 +136,8 @@ class Rule:
         result = self.value(context)
         if result is True or result is False:
             return result
-        raise RuleError(
-            f"Rule must be true or false, but it gave {_describe(result)}: {self.source}"
-        )
+        shown = self.source if len(self.source) <= 80 else self.source[:77] + "..."
+        raise RuleError(f"Rule must be true or false, but it gave {_describe(result)}: {shown}")
 
     def value(self, context: RuleContext | None = None) -> object:
         """The raw result (a bool, float, str, list, dict or None)."""
