@@ -1,8 +1,31 @@
-from django.contrib import admin
+import json
+from datetime import date
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Exists, OuterRef, Q
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from .admin_base import OrgScopedAdmin
-from .models import Heartbeat, Organisation, Role, Store, User
+from .admin_views import TargetGroupScreens
+from .models import (
+    AuditEntry,
+    CycleType,
+    Heartbeat,
+    Kpi,
+    Organisation,
+    Role,
+    Store,
+    Target,
+    TargetGroup,
+    Template,
+    UnifiedMode,
+    User,
+)
+from .selectors import status_q
 
 admin.site.site_header = "Milestones"
 admin.site.site_title = "Milestones"
@@ -89,3 +112,311 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_superuser
+
+
+# --- Milestones (target groups): the home page and its filters ------------------------------
+
+
+class TrackingTypeFilter(admin.SimpleListFilter):
+    title = "tracking type"
+    parameter_name = "tracking_type"
+
+    def lookups(self, request, model_admin):
+        return [("single", "Single target"), ("unified", "Unified targets")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "single":
+            return queryset.filter(unified_mode="")
+        if self.value() == "unified":
+            return queryset.exclude(unified_mode="")
+        return queryset
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Live / Upcoming / Ended, from the dates in the organisation's timezone."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Live"), ("upcoming", "Upcoming"), ("ended", "Ended")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value not in ("live", "upcoming", "ended"):
+            return queryset
+        if request.user.organisation is not None:
+            return queryset.filter(status_q(value, request.user.organisation))
+        # An operations account sees every organisation: each has its own "today".
+        condition = Q(pk__in=[])
+        for org in Organisation.objects.filter(target_groups__isnull=False).distinct():
+            condition |= Q(organisation=org) & status_q(value, org)
+        return queryset.filter(condition)
+
+
+class ActivityFilter(admin.SimpleListFilter):
+    title = "activity"
+    parameter_name = "active"
+
+    def lookups(self, request, model_admin):
+        return [("1", "Active"), ("0", "Inactive")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("1", "0"):
+            return queryset.filter(is_active=self.value() == "1")
+        return queryset
+
+
+class KpiFilter(admin.SimpleListFilter):
+    """Milestones with at least one target on the KPI."""
+
+    title = "KPI"
+    parameter_name = "kpi"
+
+    def lookups(self, request, model_admin):
+        return Kpi.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in Kpi.values:
+            return queryset.filter(
+                Exists(Target.objects.filter(target_group=OuterRef("pk"), kpi=self.value()))
+            )
+        return queryset
+
+
+class DurationFilter(admin.ListFilter):
+    """Milestones inside a duration: starting on or after X and ending on or before Y."""
+
+    title = "duration"
+    template = "admin/milestones/targetgroup/duration_filter.html"
+    parameters = ("starts_after", "ends_before")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.dates: dict[str, date] = {}
+        for name in self.parameters:
+            if name in params:
+                raw = params.pop(name)
+                raw = raw[-1] if isinstance(raw, list) else raw
+                self.used_parameters[name] = raw
+                if raw:
+                    try:
+                        self.dates[name] = date.fromisoformat(raw)
+                    except ValueError:
+                        raise IncorrectLookupParameters(f"{name}: {raw!r} is not a date.")
+
+    def has_output(self):
+        return True
+
+    def expected_parameters(self):
+        return list(self.parameters)
+
+    def queryset(self, request, queryset):
+        if "starts_after" in self.dates:
+            queryset = queryset.filter(start__gte=self.dates["starts_after"])
+        if "ends_before" in self.dates:
+            queryset = queryset.filter(end__lte=self.dates["ends_before"])
+        return queryset
+
+    def choices(self, changelist):
+        keep = [
+            (k, v) for k, v in changelist.params.items() if k not in self.parameters and k != "e"
+        ]
+        yield {
+            "hidden": keep,
+            "starts_after": self.used_parameters.get("starts_after", ""),
+            "ends_before": self.used_parameters.get("ends_before", ""),
+            "active": bool(self.dates),
+            "clear": changelist.get_query_string(remove=list(self.parameters)),
+        }
+
+
+STATUS_LABELS = {"live": "Live", "upcoming": "Upcoming", "ended": "Ended"}
+
+
+@admin.register(TargetGroup)
+class TargetGroupAdmin(TargetGroupScreens, OrgScopedAdmin):
+    """Milestone home: search, filters, status chips, activate/deactivate, clone."""
+
+    list_display = ["name_link", "status_chips", "tracking", "kpis", "duration", "cycles", "links"]
+    list_display_links = None
+    search_fields = ["name"]
+    search_help_text = "Search by milestone name"
+    list_filter = [TrackingTypeFilter, StatusFilter, ActivityFilter, DurationFilter, KpiFilter]
+    list_select_related = ["organisation"]
+    list_per_page = 50
+    actions = ["activate", "deactivate", "clone", "save_as_template"]
+    change_list_template = "admin/milestones/targetgroup/change_list.html"
+
+    class Media:
+        css = {"all": ["milestones/admin_config.css"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("targets")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # milestones are deactivated, never deleted (their history stays)
+
+    # columns
+    @admin.display(description="Milestone", ordering="name")
+    def name_link(self, obj):
+        return format_html('<a href="{}">{}</a>', self.url_for("view", obj), obj.name)
+
+    @admin.display(description="Status")
+    def status_chips(self, obj):
+        status = obj.status()
+        active = "active" if obj.is_active else "inactive"
+        return format_html(
+            '<span class="ms-chip ms-chip-{}">{}</span> <span class="ms-chip ms-chip-{}">{}</span>',
+            status,
+            STATUS_LABELS[status],
+            active,
+            active.title(),
+        )
+
+    @admin.display(description="Tracking")
+    def tracking(self, obj):
+        return UnifiedMode(obj.unified_mode).label
+
+    @admin.display(description="KPI")
+    def kpis(self, obj):
+        labels = sorted({t.get_kpi_display() for t in obj.targets.all()})
+        return ", ".join(labels) or "—"
+
+    @admin.display(description="Duration", ordering="start")
+    def duration(self, obj):
+        return f"{obj.start:%d %b %Y} – {obj.end:%d %b %Y}"
+
+    @admin.display(description="Cycles")
+    def cycles(self, obj):
+        if obj.cycle_type == CycleType.CUSTOM_PERIODS:
+            return f"{obj.cycle_count or 0} custom cycles"
+        if obj.cycle_type == CycleType.TILL_ACHIEVEMENT:
+            return f"Till achievement, up to {obj.cycle_count}"
+        frequency = (
+            f"every {obj.cycle_days} days"
+            if obj.cycle_frequency == "days"
+            else obj.get_cycle_frequency_display()
+        )
+        kind = "cyclic" if obj.cycle_type == CycleType.CYCLIC else "fixed"
+        return f"{obj.cycle_count or '?'} × {frequency} ({kind})"
+
+    @admin.display(description="")
+    def links(self, obj):
+        items = [("View", self.url_for("view", obj)), ("Edit", self.url_for("change", obj))]
+        if obj.status() != "ended":
+            items.append(("Clone", self.url_for("clone", obj)))
+        return format_html_join(" · ", '<a href="{}">{}</a>', items)
+
+    # actions: they call the services; refusals are shown as error messages
+    @admin.action(description="Activate selected milestones", permissions=["change"])
+    def activate(self, request, queryset):
+        self.set_active(request, list(queryset), True)
+
+    @admin.action(description="Deactivate selected milestones", permissions=["change"])
+    def deactivate(self, request, queryset):
+        self.set_active(request, list(queryset), False)
+
+    @admin.action(description="Clone the selected milestone…", permissions=["add"])
+    def clone(self, request, queryset):
+        groups = list(queryset[:2])
+        if len(groups) != 1:
+            messages.error(request, "Select exactly one milestone to clone.")
+            return None
+        return redirect(self.url_for("clone", groups[0]))
+
+    @admin.action(description="Save the selected milestone as a template…", permissions=["add"])
+    def save_as_template(self, request, queryset):
+        groups = list(queryset[:2])
+        if len(groups) != 1:
+            messages.error(request, "Select exactly one milestone to save as a template.")
+            return None
+        return redirect(self.url_for("save_as_template", groups[0]))
+
+
+# --- Templates and the audit trail ----------------------------------------------------------
+
+
+@admin.register(Template)
+class TemplateAdmin(OrgScopedAdmin):
+    """Built-in templates and the organisation's own; read-only (made by 'save as template')."""
+
+    list_display = ["name", "kind", "description", "kpis", "use_link"]
+    search_fields = ["name"]
+    fields = ["name", "kind", "description", "summary", "use_link"]
+    readonly_fields = fields
+    actions = None
+
+    class Media:
+        css = {"all": ["milestones/admin_config.css"]}
+
+    def get_queryset(self, request):
+        qs = Template.objects.all()
+        if request.user.is_superuser and request.user.organisation_id is None:
+            return qs
+        return qs.filter(
+            Q(organisation__isnull=True) | Q(organisation_id=request.user.organisation_id)
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.organisation_id is None:
+            return False  # built-in templates stay
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description="Kind")
+    def kind(self, obj):
+        return "Built-in" if obj.organisation_id is None else "Saved from a milestone"
+
+    @admin.display(description="KPI")
+    def kpis(self, obj):
+        labels = {k: str(v) for k, v in Kpi.choices}
+        targets = (obj.payload or {}).get("targets") or []
+        return ", ".join(sorted({labels.get(t.get("kpi"), str(t.get("kpi"))) for t in targets}))
+
+    @admin.display(description="")
+    def use_link(self, obj):
+        url = reverse("admin:milestones_targetgroup_add") + f"?template={obj.pk}"
+        return format_html('<a class="button" href="{}">Use this template</a>', url)
+
+    @admin.display(description="Pre-filled values")
+    def summary(self, obj):
+        return format_html(
+            '<pre class="ms-mono">{}</pre>', json.dumps(obj.payload, indent=2, default=str)
+        )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(OrgScopedAdmin):
+    """Who changed which configuration, when, and what changed (read-only)."""
+
+    list_display = ["created_at", "user", "action", "object_type", "object_name", "short_changes"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["object_name"]
+    list_select_related = ["user"]
+    fields = ["created_at", "user", "action", "object_type", "object_id", "object_name", "pretty"]
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Changes")
+    def short_changes(self, obj):
+        text = json.dumps(obj.changes, default=str)
+        return text if len(text) <= 120 else text[:117] + "…"
+
+    @admin.display(description="Changes")
+    def pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.changes, indent=2, default=str))
