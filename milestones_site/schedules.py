@@ -8,6 +8,8 @@ those edits (only missing entries are created).
 # name -> (task, every N seconds, queue)
 PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "heartbeat": ("milestones.tasks.record_heartbeat", 60),
+    "refresh-filter-audience-groups": ("enrolment.tasks.refresh_filter_audience_groups", 900),
+    "track-sweep-pending": ("evaluation.tasks.track_sweep_pending", 60),
 }
 
 

@@ -16,4 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("milestones.urls")),
+    path("api/v1/", include("enrolment.urls")),
+    path("api/v1/", include("evaluation.urls")),
 ]

@@ -1,0 +1,210 @@
+"""Activities in; progress and target events out."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from enrolment.models import Customer
+from milestones.models import Role
+from milestones.permissions import ALL_ROLES
+from milestones.services.target_groups import CUSTOMER_EVENTS
+
+from . import ingest
+from .models import ActivityType, TargetEvent, TargetEventType
+from .selectors import customer_milestones
+
+AMOUNT = {
+    "max_digits": 22,
+    "decimal_places": 4,
+    "rounding": ROUND_HALF_UP,
+    "max_value": 10**14,
+    "min_value": -(10**14),
+}
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class CustomerRef(serializers.Serializer):
+    mobile = serializers.CharField(max_length=40, required=False, allow_null=True, allow_blank=True)
+    email = serializers.CharField(max_length=254, required=False, allow_null=True, allow_blank=True)
+    external_id = serializers.CharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True
+    )
+
+    def validate(self, attrs):
+        if not any(attrs.get(k) for k in ("mobile", "email", "external_id")):
+            raise serializers.ValidationError(
+                "Identify the customer by mobile, email or external_id."
+            )
+        return attrs
+
+
+class LineItemIn(serializers.Serializer):
+    sku = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    quantity = serializers.DecimalField(**AMOUNT, required=False, default=1)
+    gross = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    discount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    net = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    extended_fields = serializers.DictField(required=False)
+
+
+class ActivityIn(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    type = serializers.ChoiceField(choices=ActivityType.choices)
+    customer = CustomerRef()
+    occurred_at = serializers.DateTimeField()
+    store = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
+    bill_number = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, allow_null=True
+    )
+    gross = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    discount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    net = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    extended_fields = serializers.DictField(required=False)
+    line_items = LineItemIn(many=True, required=False, max_length=1000)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    attributes = serializers.DictField(required=False)
+    regular = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+    promotional = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
+
+    def validate_occurred_at(self, value):
+        if value < EARLIEST:
+            raise serializers.ValidationError("occurred_at is before 2000-01-01.")
+        if value > timezone.now() + timedelta(days=1):
+            raise serializers.ValidationError("occurred_at is in the future.")
+        return value
+
+    def validate(self, attrs):
+        kind = attrs["type"]
+        if kind in ("event", "customer_event") and not attrs.get("name"):
+            raise serializers.ValidationError({"name": [f"A {kind} needs its name."]})
+        if kind == "customer_event" and attrs["name"] not in CUSTOMER_EVENTS:
+            raise serializers.ValidationError(
+                {
+                    "name": [
+                        f"Unknown customer-level event; use one of {', '.join(CUSTOMER_EVENTS)}."
+                    ]
+                }
+            )
+        if kind == "points" and attrs.get("regular") is None and attrs.get("promotional") is None:
+            raise serializers.ValidationError(
+                {"regular": ["A points activity needs regular and/or promotional points."]}
+            )
+        return attrs
+
+
+class IngestOut(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    ids = serializers.ListField(child=serializers.CharField())
+    duplicate_ids = serializers.ListField(child=serializers.CharField())
+
+
+class ActivitiesView(APIView):
+    """POST one activity or a list of up to 1,000. The `id` is the idempotency key."""
+
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.INTEGRATION, Role.CONFIGURER})
+
+    @extend_schema(request=ActivityIn(many=True), responses={202: IngestOut})
+    def post(self, request):
+        data = request.data
+        many = isinstance(data, list)
+        if many and len(data) > ingest.MAX_BATCH:
+            return Response(
+                {"detail": f"At most {ingest.MAX_BATCH} activities per request, got {len(data)}."},
+                status=400,
+            )
+        if many and not data:
+            return Response({"detail": "The list of activities is empty."}, status=400)
+        serializer = ActivityIn(data=data, many=many)
+        if not serializer.is_valid():
+            errors = serializer.errors
+            if many:
+                return Response(
+                    {"activities": [f"item {i}: {e}" for i, e in enumerate(errors) if e]},
+                    status=400,
+                )
+            return Response(errors, status=400)
+        items = serializer.validated_data if many else [serializer.validated_data]
+        result = ingest.activities_ingest(organisation=request.user.organisation, items=items)
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "ids": result.ids,
+                "duplicate_ids": result.duplicate_ids,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class CustomerMilestonesView(APIView):
+    """Every target the customer is in, cycle by cycle (completed | ongoing | upcoming)."""
+
+    read_roles = ALL_ROLES
+
+    @extend_schema(responses={200: inline_serializer("CustomerMilestone", {"target_group": serializers.CharField(), "target": serializers.CharField(),
+                   "target_id": serializers.IntegerField(), "kpi": serializers.CharField(), "cycle_type": serializers.CharField(),
+                   "start": serializers.DateField(), "end": serializers.DateField(), "cycles": serializers.ListField(child=serializers.DictField())}, many=True)})  # fmt: skip
+    def get(self, request, pk: int):
+        customer = get_object_or_404(
+            Customer.objects.select_related("organisation"),
+            pk=pk,
+            organisation_id=request.user.organisation_id,
+        )
+        data = customer_milestones(customer=customer)
+        for entry in data:
+            for cycle in entry["cycles"]:
+                cycle["target"] = float(cycle["target"])
+                cycle["achieved"] = float(cycle["achieved"])
+                for sub in cycle["sub_targets"]:
+                    sub["value"] = float(sub["value"])
+        return Response(data)
+
+
+class TargetEventOut(serializers.ModelSerializer):
+    period = serializers.CharField(source="period_name")
+    target_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TargetEvent
+        fields = ["id", "type", "customer", "target_group", "target", "target_name", "period", "cycle_ordinal", "achieved", "defined",
+                  "milestone_triggers", "milestone_value_defined", "is_target_achieved_event", "occurred_at", "created_at"]  # fmt: skip
+
+    def get_target_name(self, event) -> str:
+        return event.target.name if event.target_id else event.target_group.name
+
+
+class TargetEventFilter(filters.FilterSet):
+    type = filters.ChoiceFilter(choices=TargetEventType.choices)
+
+    class Meta:
+        model = TargetEvent
+        fields = ["customer", "target", "target_group", "type"]
+
+
+class TargetEventList(generics.ListAPIView):
+    """The events sent to promotions (the outbox), oldest first."""
+
+    serializer_class = TargetEventOut
+    filterset_class = TargetEventFilter
+    read_roles = ALL_ROLES
+
+    def get_queryset(self):
+        return (
+            TargetEvent.objects.filter(organisation_id=self.request.user.organisation_id)
+            .select_related("target", "target_group")
+            .order_by("id")
+        )
+
+    @extend_schema(parameters=[OpenApiParameter("type", str, enum=TargetEventType.values)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

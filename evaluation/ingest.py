@@ -1,0 +1,212 @@
+"""Activities in: validated as a whole batch, stored durably, then tracked after commit.
+
+The integrator's `id` is the idempotency key (unique per organisation): the insert is an
+`INSERT ... ON CONFLICT DO NOTHING RETURNING`, so exactly the new rows are reported as
+accepted and everything else as duplicates, however many retries or concurrent copies of
+the same batch arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from enrolment.models import Customer
+from milestones.models import Store
+
+from .models import Activity, ActivityStatus
+
+MAX_BATCH = 1000
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    ids: list = field(default_factory=list)
+    duplicate_ids: list = field(default_factory=list)
+    activity_pks: list = field(default_factory=list)
+
+
+def _identifier_key(identifiers: dict) -> tuple:
+    return tuple(
+        (k, normalise(k, identifiers[k]))
+        for k in IDENTIFIER_TYPES
+        if identifiers.get(k) not in (None, "")
+    )
+
+
+def _resolve_customers(org, items, errors) -> dict[tuple, int]:
+    """Map each item's identifiers to a customer id, creating unknown customers when allowed."""
+    keys = {}
+    for i, item in enumerate(items):
+        try:
+            key = _identifier_key(item["customer"])
+        except IdentifierError as exc:
+            errors[i] = {"customer": [str(exc)]}
+            continue
+        if not key:
+            errors[i] = {"customer": ["Identify the customer by mobile, email or external_id."]}
+            continue
+        keys[i] = key
+    wanted: dict[str, set] = {k: set() for k in IDENTIFIER_TYPES}
+    for key in keys.values():
+        for kind, value in key:
+            wanted[kind].add(value)
+    found: dict[tuple[str, str], int] = {}
+    for kind, values in wanted.items():
+        if values:
+            for cid, value in Customer.objects.filter(
+                organisation=org, **{f"{kind}__in": values}
+            ).values_list("id", kind):
+                found[(kind, value)] = cid
+    resolved: dict[tuple, int] = {}
+    missing: dict[tuple, dict] = {}
+    for i, key in keys.items():
+        cid = next((found[p] for p in key if p in found), None)
+        if cid is not None:
+            resolved[key] = cid
+        elif not org.auto_create_customers:
+            errors[i] = {
+                "customer": [
+                    "Unknown customer: this organisation does not create customers from activities."
+                ]
+            }
+        else:
+            missing.setdefault(key, dict(key))
+    if missing:
+        Customer.objects.bulk_create(
+            [Customer(organisation=org, **values) for values in missing.values()],
+            ignore_conflicts=True,
+        )
+        for key in missing:
+            for kind, value in key:
+                cid = (
+                    Customer.objects.filter(organisation=org, **{kind: value})
+                    .values_list("id", flat=True)
+                    .first()
+                )
+                if cid is not None:
+                    resolved[key] = cid
+                    break
+    return {i: resolved[key] for i, key in keys.items() if key in resolved}
+
+
+def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
+    """Store a batch (validated items, see evaluation.api.ActivityIn); all or nothing."""
+    if len(items) > MAX_BATCH:
+        raise ValidationError(
+            {"non_field_errors": [f"At most {MAX_BATCH} activities per request, got {len(items)}."]}
+        )
+    errors: dict[int, dict] = {}
+    stores = {i.get("store") for i in items if i.get("store")}
+    known = set(
+        Store.objects.filter(organisation=organisation, code__in=stores).values_list(
+            "code", flat=True
+        )
+    )
+    for i, item in enumerate(items):
+        if item.get("store") and item["store"] not in known:
+            errors.setdefault(i, {})["store"] = [f"Unknown store code {item['store']!r}."]
+    with transaction.atomic():
+        customer_ids = _resolve_customers(organisation, items, errors)
+        if errors:
+            raise ValidationError(
+                {"activities": [f"item {i}: {json.dumps(e)}" for i, e in sorted(errors.items())]}
+            )
+        rows = []
+        for i, item in enumerate(items):
+            rows.append(_row(organisation, item, customer_ids[i]))
+        inserted = _insert_returning(rows)
+    result = IngestResult()
+    seen = set()
+    for row in rows:
+        ext = row["external_id"]
+        if ext in inserted and ext not in seen:
+            result.accepted += 1
+            result.ids.append(ext)
+            result.activity_pks.append(inserted[ext])
+            seen.add(ext)
+        else:
+            result.duplicates += 1
+            result.duplicate_ids.append(ext)
+    if result.activity_pks:
+        from .tasks import queue_tracking
+
+        pks = list(result.activity_pks)
+        transaction.on_commit(lambda: queue_tracking(pks))
+    return result
+
+
+PAYLOAD_FIELDS = (
+    "gross",
+    "discount",
+    "net",
+    "extended_fields",
+    "line_items",
+    "attributes",
+    "regular",
+    "promotional",
+)
+
+
+def _row(org, item: dict, customer_id: int) -> dict:
+    payload = {k: item[k] for k in PAYLOAD_FIELDS if item.get(k) is not None}
+    if item["type"] in ("transaction", "return"):
+        lines = item.get("line_items") or []
+        if payload.get("gross") is None and lines:
+            payload["gross"] = sum((Decimal(str(li.get("gross") or 0)) for li in lines), Decimal(0))
+        if payload.get("net") is None:
+            if lines and all(li.get("net") is not None for li in lines):
+                payload["net"] = sum((Decimal(str(li["net"])) for li in lines), Decimal(0))
+            elif payload.get("gross") is not None:
+                payload["net"] = Decimal(str(payload["gross"])) - Decimal(
+                    str(payload.get("discount") or 0)
+                )
+    return {
+        "organisation_id": org.id,
+        "external_id": item["id"],
+        "type": item["type"],
+        "customer_id": customer_id,
+        "occurred_at": item["occurred_at"],
+        "store_code": item.get("store") or "",
+        "name": item.get("name") or "",
+        "bill_number": item.get("bill_number") or "",
+        "payload": json.dumps(payload, cls=DjangoJSONEncoder),
+    }
+
+
+def _insert_returning(rows: list[dict]) -> dict[str, int]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: {external_id: pk} of the rows inserted."""
+    if not rows:
+        return {}
+    table = Activity._meta.db_table
+    cols = ["organisation_id", "external_id", "type", "customer_id", "occurred_at", "store_code", "name", "bill_number",
+            "payload", "status", "attempts", "error", "received_at"]  # fmt: skip
+    now = timezone.now()
+    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    one = "(" + ", ".join("%s" + (json_cast if c == "payload" else "") for c in cols) + ")"
+    inserted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            params = []
+            adapt = connection.ops.adapt_datetimefield_value
+            for r in chunk:
+                params += [r["organisation_id"], r["external_id"], r["type"], r["customer_id"], adapt(r["occurred_at"]),
+                           r["store_code"], r["name"], r["bill_number"], r["payload"], ActivityStatus.PENDING, 0, "",
+                           adapt(now)]  # fmt: skip
+            sql = (
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([one] * len(chunk))} "
+                "ON CONFLICT (organisation_id, external_id) DO NOTHING RETURNING external_id, id"
+            )
+            cursor.execute(sql, params)
+            inserted.update(dict(cursor.fetchall()))
+    return inserted

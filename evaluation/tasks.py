@@ -1,0 +1,56 @@
+"""Celery tasks: thin wrappers that take ids and call one service."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+from .models import Activity, ActivityStatus
+
+log = logging.getLogger(__name__)
+TRACK_CHUNK = 200
+
+
+def queue_tracking(activity_ids: list[int]) -> None:
+    """Queue tracking in chunks. A broker outage loses nothing: the rows stay pending and the
+    sweeper re-queues them."""
+    for start in range(0, len(activity_ids), TRACK_CHUNK):
+        chunk = activity_ids[start : start + TRACK_CHUNK]
+        try:
+            track_activities.delay(chunk)
+        except Exception:  # noqa: BLE001 - any broker failure: the sweeper will pick them up
+            log.warning(
+                "could not queue tracking for %d activities; the sweeper will retry",
+                len(chunk),
+                exc_info=True,
+            )
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def track_activities(activity_ids: list[int]) -> int:
+    from .tracking import activities_track
+
+    result = activities_track(activity_ids=activity_ids)
+    _after_tracking(result)
+    return result.activities
+
+
+def _after_tracking(result) -> None:
+    from . import hooks
+
+    hooks.run_after_tracking(result)
+
+
+@shared_task
+def track_sweep_pending(older_than_seconds: int = 30, limit: int = 10000) -> int:
+    """Re-queue activities left pending (a lost message, a broker outage, a killed worker)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        Activity.objects.filter(status=ActivityStatus.PENDING, received_at__lt=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    queue_tracking(ids)
+    return len(ids)

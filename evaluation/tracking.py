@@ -1,0 +1,503 @@
+"""The tracking engine: fold activities into per-customer, per-cycle progress and write the
+sub-target and achievement events in the same transaction.
+
+Work is done one customer at a time inside one transaction: the customer's row is locked
+first (so two workers on the same customer serialise and totals stay exact), the customer's
+pending activities of the batch are claimed with a conditional update (a retried or
+duplicated task finds nothing to do), then progress, per-day state, contributions and
+events are written with bulk statements. Events carry a unique `dedupe_key`, so each
+crossing is written once whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from enrolment.models import Customer, CustomerTargetValue, Enrolment
+from enrolment.services import auto_enrol_on_activity
+from milestones.cycles import cyclic_window
+from milestones.models import CycleType, UnifiedMode
+
+from . import config_cache
+from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
+from .models import (
+    Activity,
+    ActivityStatus,
+    CycleAnchor,
+    Progress,
+    ProgressDay,
+    TargetEvent,
+)
+from .models import (
+    Contribution as ContributionRow,
+)
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+
+
+@dataclass
+class TrackResult:
+    activities: int = 0
+    events: list = field(default_factory=list)  # ids of TargetEvents written
+    achieved_targets: set = field(default_factory=set)  # target ids achieved in this run
+
+
+def activities_track(
+    *,
+    activity_ids: list[int],
+    reprocess: bool = False,
+    only_group_id: int | None = None,
+    now: datetime | None = None,
+) -> TrackResult:
+    """Track the given activities (those still pending; or, when reprocessing, any).
+
+    `now` decides which cycles are still open (end + offset days); it defaults to the clock.
+    """
+    result = TrackResult()
+    rows = (
+        Activity.objects.filter(id__in=activity_ids)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+    for customer_id in sorted(set(rows)):
+        _track_customer(
+            customer_id,
+            activity_ids,
+            result,
+            reprocess=reprocess,
+            only_group_id=only_group_id,
+            now=now,
+        )
+    return result
+
+
+def _customer_profile(customer: Customer) -> dict:
+    return {
+        "mobile": customer.mobile or "",
+        "email": customer.email or "",
+        "externalId": customer.external_id or "",
+        "name": customer.name,
+        "attributes": customer.attributes or {},
+    }
+
+
+@transaction.atomic
+def _track_customer(
+    customer_id, activity_ids, result: TrackResult, *, reprocess=False, only_group_id=None, now=None
+) -> None:
+    customer = (
+        Customer.objects.select_for_update()
+        .select_related("organisation")
+        .filter(pk=customer_id)
+        .first()
+    )
+    if customer is None:
+        return
+    org = customer.organisation
+    now = now or timezone.now()
+    qs = Activity.objects.filter(id__in=activity_ids, customer_id=customer_id)
+    if reprocess:
+        activities = list(qs.order_by("occurred_at", "id"))
+    else:
+        # Claim: only activities still pending; a duplicate delivery finds none.
+        activities = list(qs.filter(status=ActivityStatus.PENDING).order_by("occurred_at", "id"))
+        if not activities:
+            return
+        qs.filter(id__in=[a.id for a in activities], status=ActivityStatus.PENDING).update(
+            status=ActivityStatus.DONE, processed_at=now
+        )
+    result.activities += len(activities)
+    config = config_cache.org_config(org)
+    tz = org.tzinfo
+    profile = _customer_profile(customer)
+    state = _CustomerState(customer, org, config, now, reprocess=reprocess)
+
+    # 1. What counts for which target (independent of cycles and enrolment).
+    matches = []  # (activity, TargetConfig, Contribution)
+    for activity in activities:
+        for entity in config_cache.ENTITIES_FOR_ACTIVITY.get(activity.type, ()):
+            for tcfg in config.targets_by_entity.get(entity, ()):
+                if only_group_id is not None and tcfg.group.group.id != only_group_id:
+                    continue
+                if activity.occurred_at >= tcfg.group.end_at:
+                    continue
+                c = contribution(tcfg.target, tcfg.rule, activity, tz=tz, store=config.stores.get(activity.store_code),
+                                 customer_profile=profile, allow_returns=org.allow_return_on_target)  # fmt: skip
+                if c is not None:
+                    matches.append((activity, tcfg, c))
+    if not matches:
+        return
+
+    # 2. Enrolment: enrolled customers, plus 'all customers' milestones on first activity.
+    groups = {t.group.group.id: t.group.group for _, t, _ in matches}
+    enrolled = set(auto_enrol_on_activity(customer=customer, target_groups=list(groups.values())))
+    matches = [m for m in matches if m[1].group.group.id in enrolled]
+    if not matches:
+        return
+    state.load(matches)
+
+    # 3. Fold, in time order.
+    for activity, tcfg, c in matches:
+        state.apply(activity, tcfg, c)
+    state.flush(result)
+
+
+class _CustomerState:
+    """Progress of one customer for the targets in play, changed in memory, then written."""
+
+    def __init__(self, customer, org, config, now, *, reprocess=False):
+        self.customer, self.org, self.config, self.now, self.reprocess = (
+            customer,
+            org,
+            config,
+            now,
+            reprocess,
+        )
+        self.progress: dict[tuple[int, int], Progress] = {}  # (target_id, ordinal) -> row
+        self.days: dict[int, dict] = {}  # progress id -> {day: value}
+        self.new_days: dict[tuple[int, int], dict] = defaultdict(dict)
+        self.contributions: list[tuple[Activity, tuple[int, int], Decimal]] = []
+        self.events: list[TargetEvent] = []
+        self.anchors: dict[int, datetime] = {}
+        self.new_anchors: dict[int, datetime] = {}
+        self.custom_values: dict[tuple[int, int], Decimal] = {}
+        self.closed: set[tuple[int, int]] = set()
+        self.dirty: set[tuple[int, int]] = set()
+        self.touched_groups: set[int] = set()
+
+    def load(self, matches) -> None:
+        target_ids = {t.target.id for _, t, _ in matches}
+        group_ids = {t.group.group.id for _, t, _ in matches}
+        for row in Progress.objects.filter(customer=self.customer, target_id__in=target_ids):
+            self.progress[(row.target_id, row.cycle_ordinal)] = row
+        for day in ProgressDay.objects.filter(progress__in=list(self.progress.values())):
+            self.days.setdefault(day.progress_id, {})[day.day] = day.value
+        self.anchors = dict(
+            CycleAnchor.objects.filter(
+                customer=self.customer, target_group_id__in=group_ids
+            ).values_list("target_group_id", "anchor_at")
+        )
+        for tid, ordinal, value in CustomerTargetValue.objects.filter(
+            customer=self.customer, target_id__in=target_ids
+        ).values_list("target_id", "cycle_ordinal", "value"):
+            self.custom_values[(tid, ordinal)] = value
+        closed = TargetEvent.objects.filter(
+            customer=self.customer, target_id__in=target_ids, type="period_elapsed"
+        ).values_list("target_id", "cycle_ordinal")
+        self.closed = set(closed)
+
+    # --- cycles -----------------------------------------------------------------------------
+    def _cycle(self, tcfg, at: datetime):
+        """(ordinal, start, end, period) of the cycle `at` falls in, or None."""
+        gcfg = tcfg.group
+        group = gcfg.group
+        if group.has_fixed_periods:
+            period = gcfg.period_for(at)
+            if period is None:
+                return None
+            return period.ordinal, period.starts_at, period.ends_at, period
+        if at < gcfg.cycle_start_at:
+            return None
+        if group.cycle_type == CycleType.CYCLIC:
+            anchor = self.anchors.get(group.id)
+            if anchor is None:
+                anchor = at  # the first tracked activity on or after the cycle start
+                self.anchors[group.id] = anchor
+                self.new_anchors[group.id] = anchor
+            if at < anchor:
+                return None  # retro activities never move a cyclic start
+            for k in range(1, (group.cycle_count or 0) + 1):
+                start, end = cyclic_window(anchor, group.cycle_frequency, group.cycle_days, k)
+                if start <= at < end:
+                    return k, start, end, None
+            return None
+        # till achievement: the open cycle, or the next one when the last was achieved
+        target_id = tcfg.target.id
+        rows = sorted((o, r) for (t, o), r in self.progress.items() if t == target_id)
+        if not rows:
+            return 1, at, None, None
+        ordinal, last = rows[-1]
+        if last.achieved_at is None:
+            return (ordinal, last.cycle_start, None, None) if at >= last.cycle_start else None
+        if ordinal >= (group.cycle_count or 0) or at < last.achieved_at:
+            return None
+        return ordinal + 1, last.achieved_at, None, None
+
+    def _is_open(self, tcfg, ordinal, end) -> bool:
+        """A cycle accepts activities until its end plus offset days, and until evaluated."""
+        if (tcfg.target.id, ordinal) in self.closed:
+            return False
+        if self.reprocess or end is None:
+            return True
+        return self.now < end + timedelta(days=tcfg.group.group.effective_offset_days)
+
+    def _row(self, tcfg, ordinal, start, end, period) -> Progress:
+        key = (tcfg.target.id, ordinal)
+        row = self.progress.get(key)
+        if row is None:
+            value = self.custom_values.get(key)
+            row = Progress(
+                organisation_id=self.org.id,
+                target=tcfg.target,
+                customer=self.customer,
+                cycle_ordinal=ordinal,
+                period=period,
+                cycle_start=start,
+                cycle_end=end,
+                target_value=value if value is not None else tcfg.target.value_for_cycle(ordinal),
+                achieved=ZERO,
+            )
+            self.progress[key] = row
+        return row
+
+    # --- folding ----------------------------------------------------------------------------
+    def apply(self, activity, tcfg, c: Contribution) -> None:
+        target = tcfg.target
+        if activity.type == "return" and target.kpi in SALES_KPIS:
+            row = self._original_bill_row(activity, tcfg)
+            if row is None:
+                return
+        else:
+            cycle = self._cycle(tcfg, activity.occurred_at)
+            if cycle is None or not self._is_open(tcfg, cycle[0], cycle[2]):
+                return
+            row = self._row(tcfg, *cycle)
+        key = (target.id, row.cycle_ordinal)
+        old = row.achieved
+        if is_day_based(target.kpi):
+            days = self.days.setdefault(id(row) if row.pk is None else row.pk, {})
+            current = days.get(c.day)
+            if target.kpi in DAILY_MAX_KPIS:
+                value = c.day_value if current is None else max(current, c.day_value)
+            else:
+                value = Decimal(1)
+            if current == value:
+                return
+            days[c.day] = value
+            self.new_days[key][c.day] = value
+            new = sum(days.values(), ZERO) if target.kpi in DAILY_MAX_KPIS else Decimal(len(days))
+        else:
+            new = old + c.amount
+        row.achieved = new
+        self.dirty.add(key)
+        self.touched_groups.add(tcfg.group.group.id)
+        self.contributions.append((activity, key, new - old))
+        self._crossings(tcfg, row, old, new, activity.occurred_at)
+
+    def _original_bill_row(self, activity, tcfg):
+        if not activity.bill_number:
+            return None
+        original = (
+            ContributionRow.objects.filter(
+                progress__customer=self.customer,
+                progress__target=tcfg.target,
+                activity__bill_number=activity.bill_number,
+                activity__type="transaction",
+            )
+            .select_related("progress")
+            .order_by("activity__occurred_at")
+            .first()
+        )
+        if original is None:
+            return None
+        key = (tcfg.target.id, original.progress.cycle_ordinal)
+        if key in self.closed:
+            return None
+        return self.progress.setdefault(key, original.progress)
+
+    def _crossings(self, tcfg, row, old, new, at) -> None:
+        target, group = tcfg.target, tcfg.group.group
+        defined = row.target_value
+        period_name = self.period_name(tcfg, row)
+        for sub in target.sub_targets.all():
+            threshold = sub.threshold(defined)
+            if old < threshold <= new:
+                self._event(
+                    "sub_target_achieved",
+                    tcfg,
+                    row,
+                    new,
+                    at,
+                    sub=sub,
+                    threshold=threshold,
+                    period_name=period_name,
+                )
+        if old < defined <= new and row.achieved_at is None:
+            row.achieved_at = at
+            if group.cycle_type == CycleType.TILL_ACHIEVEMENT:
+                row.cycle_end = at
+            if self.org.award_when_target_achieved:
+                self._event("target_achieved", tcfg, row, new, at, period_name=period_name)
+
+    def period_name(self, tcfg, row) -> str:
+        if row.period is not None:
+            return row.period.name
+        return f"{tcfg.group.group.name} C{row.cycle_ordinal}"
+
+    def _event(
+        self, etype, tcfg, row, achieved, at, *, sub=None, threshold=None, period_name=""
+    ) -> None:
+        target = tcfg.target
+        key = f"{etype}:{target.id}:{self.customer.id}:{row.cycle_ordinal}" + (
+            f":{sub.id}" if sub else ""
+        )
+        self.events.append(
+            TargetEvent(
+                organisation_id=self.org.id,
+                type=etype,
+                dedupe_key=key,
+                customer=self.customer,
+                target_group_id=target.target_group_id,
+                target=target,
+                sub_target=sub,
+                cycle_ordinal=row.cycle_ordinal,
+                period_name=period_name,
+                achieved=achieved,
+                defined=row.target_value,
+                milestone_triggers=[sub.name] if sub else [],
+                milestone_value_defined=threshold,
+                is_target_achieved_event=etype == "target_achieved",
+                occurred_at=at,
+            )
+        )
+
+    # --- writing ----------------------------------------------------------------------------
+    def flush(self, result: TrackResult) -> None:
+        if self.new_anchors:
+            CycleAnchor.objects.bulk_create(
+                [
+                    CycleAnchor(
+                        organisation_id=self.org.id,
+                        target_group_id=g,
+                        customer=self.customer,
+                        anchor_at=a,
+                    )
+                    for g, a in self.new_anchors.items()
+                ],
+                ignore_conflicts=True,
+            )
+        rows = [self.progress[k] for k in self.dirty]
+        new_rows = [r for r in rows if r.pk is None]
+        old_rows = [r for r in rows if r.pk is not None]
+        temp_days = {id(r): self.days.pop(id(r), None) for r in new_rows}
+        if new_rows:
+            Progress.objects.bulk_create(new_rows)
+            for r in new_rows:
+                if temp_days[id(r)] is not None:
+                    self.days[r.pk] = temp_days[id(r)]
+        if old_rows:
+            Progress.objects.bulk_update(
+                old_rows, ["achieved", "achieved_at", "cycle_end", "updated_at"]
+            )
+        if self.new_days:
+            ProgressDay.objects.bulk_create(
+                [
+                    ProgressDay(progress=self.progress[k], day=day, value=v)
+                    for k, days in self.new_days.items()
+                    for day, v in days.items()
+                ],
+                update_conflicts=True,
+                unique_fields=["progress", "day"],
+                update_fields=["value"],
+            )
+        merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+        for activity, key, amount in self.contributions:
+            merged[(activity.id, self.progress[key].pk)] += amount
+        if merged:
+            if self.reprocess:
+                ContributionRow.objects.filter(
+                    activity_id__in={a for a, _ in merged}, progress_id__in={p for _, p in merged}
+                ).delete()
+            ContributionRow.objects.bulk_create(
+                [
+                    ContributionRow(activity_id=a, progress_id=p, amount=amt)
+                    for (a, p), amt in merged.items()
+                ],
+                ignore_conflicts=True,
+            )
+        self._unified_events()
+        if self.events:
+            # Events are only written under the customer's lock, so "not there before" is exact.
+            keys = {e.dedupe_key for e in self.events}
+            events = TargetEvent.objects.filter(organisation_id=self.org.id, dedupe_key__in=keys)
+            before = set(events.values_list("dedupe_key", flat=True))
+            TargetEvent.objects.bulk_create(
+                [e for e in self.events if e.dedupe_key not in before], ignore_conflicts=True
+            )
+            written = events.exclude(dedupe_key__in=before).values_list("id", flat=True)
+            result.events.extend(written)
+        for e in self.events:
+            if e.type == "target_achieved" and e.target_id:
+                result.achieved_targets.add(e.target_id)
+        for key in self.dirty:
+            row = self.progress[key]
+            if row.achieved_at is not None and row.achieved >= row.target_value:
+                result.achieved_targets.add(row.target_id)
+
+    def _unified_events(self) -> None:
+        """Unified target groups: reached in a cycle when ALL (or ANY) of their targets are."""
+        for gid in self.touched_groups:
+            gcfg = self.config.groups[gid]
+            group = gcfg.group
+            if group.unified_mode == UnifiedMode.NONE or not self.org.award_when_target_achieved:
+                continue
+            target_ids = [t.target.id for t in gcfg.targets]
+            ordinals = {o for (t, o) in self.dirty if t in target_ids}
+            rows = {
+                (r.target_id, r.cycle_ordinal): r
+                for r in Progress.objects.filter(customer=self.customer, target_id__in=target_ids)
+            }
+            rows.update({k: v for k, v in self.progress.items() if k[0] in target_ids})
+            for ordinal in ordinals:
+                reached = [
+                    rows.get((t, ordinal)) is not None
+                    and rows[(t, ordinal)].achieved_at is not None
+                    for t in target_ids
+                ]
+                ok = all(reached) if group.unified_mode == UnifiedMode.ALL else any(reached)
+                if not ok:
+                    continue
+                when = max(
+                    r.achieved_at
+                    for r in (rows.get((t, ordinal)) for t in target_ids)
+                    if r and r.achieved_at
+                )
+                any_row = next(
+                    r for r in (rows.get((t, ordinal)) for t in target_ids) if r is not None
+                )
+                self.events.append(
+                    TargetEvent(
+                        organisation_id=self.org.id,
+                        type="target_achieved",
+                        dedupe_key=f"unified:{group.id}:{self.customer.id}:{ordinal}",
+                        customer=self.customer,
+                        target_group_id=group.id,
+                        target=None,
+                        cycle_ordinal=ordinal,
+                        period_name=any_row.period.name
+                        if any_row.period
+                        else f"{group.name} C{ordinal}",
+                        achieved=Decimal(sum(reached)),
+                        defined=Decimal(
+                            len(target_ids) if group.unified_mode == UnifiedMode.ALL else 1
+                        ),
+                        is_target_achieved_event=True,
+                        occurred_at=when,
+                    )
+                )
+
+
+def enrolled_group_ids(customer) -> set[int]:
+    return set(
+        Enrolment.objects.filter(customer=customer, is_active=True).values_list(
+            "target_group_id", flat=True
+        )
+    )

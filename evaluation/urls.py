@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("activities/", api.ActivitiesView.as_view(), name="activities"),
+    path(
+        "customers/<int:pk>/milestones/",
+        api.CustomerMilestonesView.as_view(),
+        name="customer-milestones",
+    ),
+    path("target-events/", api.TargetEventList.as_view(), name="target-events"),
+]
