@@ -199,13 +199,16 @@ def test_customer_level_events_count_and_days(make_group, post, track):
         {"name": "Redemptions", "kpi": "customer_event_count", "event_name": "points_redemption", "value": Decimal(5)},
         {"name": "Referral days", "kpi": "customer_event_days", "event_name": "referral", "value": Decimal(5)},
     ])  # fmt: skip
-    ce = lambda i, at, name: {
-        "id": f"c-{i}",
-        "type": "customer_event",
-        "customer": {"mobile": "9000000001"},
-        "occurred_at": at,
-        "name": name,
-    }  # noqa: E731
+
+    def ce(i, at, name):
+        return {
+            "id": f"c-{i}",
+            "type": "customer_event",
+            "customer": {"mobile": "9000000001"},
+            "occurred_at": at,
+            "name": name,
+        }  # noqa: E731
+
     post(ce(1, "2026-03-04T05:00:00+00:00", "points_redemption"), ce(2, "2026-03-04T06:00:00+00:00", "points_redemption"),
          ce(3, "2026-03-04T06:00:00+00:00", "referral"), ce(4, "2026-03-04T07:00:00+00:00", "referral"), ce(5, "2026-03-05T07:00:00+00:00", "referral"))  # fmt: skip
     track()
@@ -363,7 +366,7 @@ def test_per_customer_and_per_cycle_target_values(make_group, post, track, store
 
 
 def test_sub_target_at_80_percent_of_20000_gives_16000(make_group, post, track, stores):
-    group = make_group(
+    make_group(
         targets=[
             {
                 "name": "ABC",
