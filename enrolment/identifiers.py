@@ -4,6 +4,7 @@ import re
 
 IDENTIFIER_TYPES = ("mobile", "email", "external_id")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NON_DIGITS = re.compile(r"[^0-9]")
 
 
 class IdentifierError(ValueError):
@@ -11,7 +12,9 @@ class IdentifierError(ValueError):
 
 
 def normalise_mobile(value) -> str:
-    digits = re.sub(r"\D", "", str(value or ""))
+    # ASCII digits only (Python's \d would also keep other scripts' digits), the same rule
+    # as the SQL fast path's regexp_replace(..., '[^0-9]', '', 'g').
+    digits = _NON_DIGITS.sub("", str(value or ""))
     if not digits:
         raise IdentifierError(f"{value!r} is not a mobile number: it has no digits.")
     if not 6 <= len(digits) <= 15:

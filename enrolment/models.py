@@ -103,3 +103,189 @@ class CustomerTargetValue(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} {self.target_id} C{self.cycle_ordinal}={self.value}"
+
+
+# --- Audience groups ---------------------------------------------------------------------------
+
+
+class AudienceKind(models.TextChoices):
+    LIST = "list", "CSV list of identifiers"
+    FILTER = "filter", "Filter over customers and target results"
+    MERGE = "merge", "Merge of existing groups"
+
+
+class AudienceGroup(models.Model):
+    """A set of customers a milestone can enrol: a fixed list, a live filter, or a merge.
+
+    Filter and merge groups are recomputed (`enrolment.audiences.audience_group_refresh`);
+    their `members` are a materialised snapshot, so enrolment and the API read one table.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="audience_groups"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=AudienceKind.choices)
+    filter = models.JSONField(
+        default=dict, blank=True, help_text="Filter groups: {'conditions': [...]} (see docs)."
+    )
+    sources = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="merged_into"
+    )
+    member_count = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        "milestones.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="audience_group_name_unique_per_org"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class AudienceMember(models.Model):
+    audience_group = models.ForeignKey(
+        AudienceGroup, on_delete=models.CASCADE, related_name="memberships"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["audience_group", "customer"], name="audience_member_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer"])]
+
+    def __str__(self):
+        return f"{self.customer_id} in {self.audience_group_id}"
+
+
+class TargetGroupAudience(models.Model):
+    """Which audience group a milestone with the audience-group enrolment follows."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.OneToOneField(
+        TargetGroup, on_delete=models.CASCADE, related_name="audience_link"
+    )
+    audience_group = models.ForeignKey(
+        AudienceGroup, on_delete=models.PROTECT, related_name="target_group_links"
+    )
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.target_group_id} <- {self.audience_group_id}"
+
+
+# --- CSV imports of per-customer target values -------------------------------------------------
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """One upload of a custom list (identifier column + one value column per cycle).
+
+    `errors` holds the first MAX_STORED_ERRORS problems as {"row", "column", "message"};
+    `error_count` counts them all.
+    """
+
+    MAX_STORED_ERRORS = 1000
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(
+        "milestones.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="imports/%Y/%m/", max_length=300)
+    original_name = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    identifier_type = models.CharField(max_length=20, default="mobile")
+    identifier_column = models.CharField(max_length=200, blank=True)
+    mapping = models.JSONField(default=dict, blank=True)
+    send_trigger = models.BooleanField(default=True)
+    skip_bad_rows = models.BooleanField(default=False)
+    create_customers = models.BooleanField(default=True)
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.PENDING
+    )
+    method = models.CharField(max_length=20, blank=True)
+    total = models.PositiveBigIntegerField(default=0)
+    processed = models.PositiveBigIntegerField(default=0)
+    error_count = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    skipped_rows = models.PositiveBigIntegerField(default=0)
+    created_customers = models.PositiveBigIntegerField(default=0)
+    newly_enrolled = models.PositiveBigIntegerField(default=0)
+    values_written = models.PositiveBigIntegerField(default=0)
+    values_cleared = models.PositiveBigIntegerField(default=0)
+    notifications = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_group", "-created_at"])]
+
+    def __str__(self):
+        return f"Import #{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return int(self.processed * 100 / self.total) if self.total else 0
+
+
+# --- Enrolment notifications (outbox) ----------------------------------------------------------
+
+
+class EnrolmentNotification(models.Model):
+    """A `targetLoyaltyCustomerEnrollment` event (reference 004), one per customer and target.
+
+    The unique constraint means re-uploading or re-enrolling never notifies twice.
+    """
+
+    EVENT_NAME = "targetLoyaltyCustomerEnrollment"
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    event_name = models.CharField(max_length=60, default=EVENT_NAME)
+    source = models.CharField(max_length=20, choices=EnrolmentSource.choices)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "customer"], name="enrolment_notification_once"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="enrol_notification_unsent_idx",
+                condition=Q(sent_at__isnull=True),
+            ),
+            models.Index(fields=["target_group", "customer"]),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.event_name} {self.customer_id} {self.target_id}"

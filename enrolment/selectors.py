@@ -37,3 +37,93 @@ def target_value_for(*, target, customer_id: int, cycle_ordinal: int) -> Decimal
         .first()
     )
     return row if row is not None else target.value_for_cycle(cycle_ordinal)
+
+
+def audience_list_identifiers(
+    *, organisation, file, identifier_type: str, identifier_column: str, skip_bad_rows: bool
+) -> list[int]:
+    """Customer ids of an audience list CSV (an identifier column; other columns ignored).
+
+    Malformed or unknown identifiers and duplicates are reported by row (ValidationError
+    {"errors": [{"row", "column", "message"}]}) unless `skip_bad_rows`.
+    """
+    from django.core.exceptions import ValidationError
+
+    from .importing.checks import ErrorSink, batched
+    from .importing.reader import CsvStream
+    from .importing.spec import (
+        MSG_NO_ROWS,
+        FileRefused,
+        RowError,
+        identifier_error,
+        max_bytes,
+        msg_duplicate,
+        msg_too_big,
+        msg_unknown,
+    )
+
+    sink = ErrorSink(1000)
+    ids: list[int] = []
+    try:
+        if (getattr(file, "size", 0) or 0) > max_bytes():
+            raise FileRefused([RowError(0, "", msg_too_big(file.size))])
+        file.seek(0)
+        header, rows = CsvStream(file).open()
+        names = [h.strip() for h in header]
+        if identifier_column not in names:
+            raise FileRefused(
+                [
+                    RowError(
+                        1,
+                        identifier_column,
+                        f"The identifier column {identifier_column!r} is not in the file "
+                        f"(its columns: {', '.join(names)}).",
+                    )
+                ]
+            )
+        index = names.index(identifier_column)
+        first: dict[str, int] = {}
+        total = 0
+        for batch in batched(rows, 2000):
+            good: list[tuple[int, str]] = []
+            for rowno, cells, problem in batch:
+                total += 1
+                if problem is not None or index >= len(cells):
+                    sink.add(RowError(rowno, "", problem or "This row has no identifier cell."))
+                    continue
+                message = identifier_error(identifier_type, cells[index])
+                if message:
+                    sink.add(RowError(rowno, identifier_column, message))
+                    continue
+                value = normalise(identifier_type, cells[index])
+                if value in first:
+                    sink.add(
+                        RowError(
+                            rowno,
+                            identifier_column,
+                            msg_duplicate(identifier_type, value, first[value]),
+                        )
+                    )
+                    continue
+                first[value] = rowno
+                good.append((rowno, value))
+            known = dict(
+                Customer.objects.filter(
+                    organisation=organisation,
+                    **{f"{identifier_type}__in": [v for _, v in good]},
+                ).values_list(identifier_type, "id")
+            )
+            for rowno, value in good:
+                if value in known:
+                    ids.append(known[value])
+                else:
+                    sink.add(
+                        RowError(rowno, identifier_column, msg_unknown(identifier_type, value))
+                    )
+        if total == 0:
+            raise FileRefused([RowError(0, "", MSG_NO_ROWS)])
+    except FileRefused as refused:
+        raise ValidationError({"errors": [e.as_dict() for e in refused.errors]})
+    if sink.count and not skip_bad_rows:
+        raise ValidationError({"errors": sink.items})
+    return ids

@@ -1,0 +1,291 @@
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+from import_export.admin import ImportMixin
+from import_export.forms import ConfirmImportForm, ImportForm
+
+from milestones.admin_base import OrgScopedAdmin
+from milestones.models import EnrolmentMode, Role, TargetGroup
+
+from .identifiers import IDENTIFIER_TYPES
+from .importing.jobs import import_job_create, import_params_errors
+from .models import (
+    AudienceGroup,
+    Customer,
+    CustomerTargetValue,
+    Enrolment,
+    EnrolmentNotification,
+    ImportJob,
+)
+from .resources import CustomListResource
+
+IDENTIFIER_CHOICES = [(k, k.replace("_", " ")) for k in IDENTIFIER_TYPES]
+
+
+@admin.register(Customer)
+class CustomerAdmin(OrgScopedAdmin):
+    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
+    list_display = [
+        "id",
+        "name",
+        "mobile",
+        "email",
+        "external_id",
+        "is_loyalty_member",
+        "joined_on",
+    ]
+    list_filter = ["is_loyalty_member"]
+    search_fields = ["mobile", "email", "external_id", "name"]
+
+
+@admin.register(Enrolment)
+class EnrolmentAdmin(OrgScopedAdmin):
+    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
+    list_display = ["customer", "target_group", "source", "is_active", "enrolled_at"]
+    list_filter = ["source", "is_active"]
+    list_select_related = ["customer", "target_group"]
+    raw_id_fields = ["customer", "target_group"]
+    search_fields = ["customer__mobile", "customer__email", "customer__external_id"]
+
+
+@admin.register(CustomerTargetValue)
+class CustomerTargetValueAdmin(OrgScopedAdmin):
+    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
+    list_display = ["customer", "target", "cycle_ordinal", "value"]
+    list_select_related = ["customer", "target"]
+    raw_id_fields = ["customer", "target"]
+    search_fields = ["customer__mobile", "customer__email", "customer__external_id"]
+
+
+@admin.register(AudienceGroup)
+class AudienceGroupAdmin(OrgScopedAdmin):
+    list_display = ["name", "kind", "member_count", "refreshed_at"]
+    list_filter = ["kind"]
+    readonly_fields = ["member_count", "refreshed_at"]
+    exclude = ["created_by"]
+
+
+@admin.register(EnrolmentNotification)
+class EnrolmentNotificationAdmin(OrgScopedAdmin):
+    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
+    list_display = ["id", "event_name", "customer", "target", "source", "created_at", "sent_at"]
+    list_select_related = ["customer", "target"]
+    list_filter = ["source"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+# --- custom list uploads -----------------------------------------------------------------------
+
+
+def _mapping(text: str) -> dict:
+    if not (text or "").strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValidationError('Write the mapping as JSON: {"CSV column": "P1" or "do_not_import"}.')
+    if not isinstance(value, dict):
+        raise ValidationError('Write the mapping as a JSON object: {"CSV column": "P1"}.')
+    return value
+
+
+class UploadOptions(forms.Form):
+    """The configurer's choices, shared by the preview form and the confirm form."""
+
+    target_group = forms.ModelChoiceField(queryset=TargetGroup.objects.none())
+    identifier_type = forms.ChoiceField(choices=IDENTIFIER_CHOICES, initial="mobile")
+    identifier_column = forms.CharField(
+        required=False, help_text="Blank: the column named like the identifier type."
+    )
+    mapping = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON: {"CSV column": "P1" or a period name or "do_not_import"}.',
+    )
+    send_trigger = forms.BooleanField(required=False, initial=True, label="Send enrolment trigger")
+    skip_bad_rows = forms.BooleanField(
+        required=False, help_text="Import the good rows and leave out the bad ones."
+    )
+    create_customers = forms.BooleanField(
+        required=False, initial=True, help_text="Create customers the list introduces."
+    )
+
+    def _scope(self, organisation_id):
+        qs = TargetGroup.objects.filter(enrolment_mode=EnrolmentMode.CUSTOM_LIST)
+        if organisation_id is not None:
+            qs = qs.filter(organisation_id=organisation_id)
+        self.fields["target_group"].queryset = qs
+
+    def clean_mapping(self):
+        return _mapping(self.cleaned_data.get("mapping"))
+
+    def options(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "target_group": data["target_group"],
+            "identifier_type": data["identifier_type"],
+            "identifier_column": data.get("identifier_column") or "",
+            "mapping": data.get("mapping") or {},
+            "send_trigger": data.get("send_trigger", False),
+            "skip_bad_rows": data.get("skip_bad_rows", False),
+            "create_customers": data.get("create_customers", False),
+        }
+
+
+class CustomListImportForm(UploadOptions, ImportForm):
+    def __init__(self, formats, resources, organisation_id=None, **kwargs):
+        super().__init__(formats, resources, **kwargs)
+        self._scope(organisation_id)
+
+
+class CustomListConfirmForm(UploadOptions, ConfirmImportForm):
+    def __init__(self, *args, organisation_id=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._scope(organisation_id)
+        for name in UploadOptions.base_fields:
+            self.fields[name].widget = forms.HiddenInput()
+
+    def clean_mapping(self):
+        return _mapping(self.cleaned_data.get("mapping"))
+
+
+class ImportJobForm(forms.ModelForm):
+    mapping = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON: {"CSV column": "P1" or a period name or "do_not_import"}.',
+    )
+
+    class Meta:
+        model = ImportJob
+        fields = ["target_group", "file", "identifier_type", "identifier_column", "send_trigger",
+                  "skip_bad_rows", "create_customers"]  # fmt: skip
+        widgets = {"identifier_type": forms.Select(choices=IDENTIFIER_CHOICES)}
+
+    def clean_mapping(self):
+        return _mapping(self.cleaned_data.get("mapping"))
+
+    def clean(self):
+        data = super().clean()
+        group = data.get("target_group")
+        if group is not None and data.get("file") is not None:
+            errors = import_params_errors(
+                target_group=group,
+                file=data["file"],
+                identifier_type=data.get("identifier_type"),
+                mapping=data.get("mapping"),
+            )
+            for field, messages in errors.items():
+                for message in messages:
+                    self.add_error(None if field == "non_field_errors" else field, message)
+        return data
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ImportMixin, OrgScopedAdmin):
+    """Custom list uploads. "Import" = preview and confirm (django-import-export, for small
+    files); "Add" = a background import for any file up to 25 MB, with a progress bar."""
+
+    resource_classes = [CustomListResource]
+    import_form_class = CustomListImportForm
+    confirm_form_class = CustomListConfirmForm
+    form = ImportJobForm
+    list_display = ["id", "target_group", "original_name", "status", "progress", "error_count",
+                    "newly_enrolled", "method", "created_at"]  # fmt: skip
+    list_filter = ["status", "method"]
+    list_select_related = ["target_group"]
+
+    @admin.display(description="Progress (rows done / total)")
+    def progress(self, obj):
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {} / {}',
+            obj.processed,
+            obj.total or 1,
+            obj.processed,
+            obj.total,
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [f.name for f in ImportJob._meta.fields if f.name != "id"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [*ImportJobForm.Meta.fields, "mapping"]
+        return [f.name for f in ImportJob._meta.fields if f.name not in ("id", "organisation")]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, form=ImportJobForm, fields=None, **kwargs)
+        return form
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "target_group":
+            qs = TargetGroup.objects.filter(enrolment_mode=EnrolmentMode.CUSTOM_LIST)
+            if request.user.organisation_id:
+                qs = qs.filter(organisation_id=request.user.organisation_id)
+            kwargs["queryset"] = qs
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_import_permission(self, request):
+        return self._role_in(request, self.change_roles)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        job = import_job_create(
+            target_group=data["target_group"],
+            file=data["file"],
+            identifier_type=data["identifier_type"],
+            identifier_column=data.get("identifier_column") or "",
+            mapping=data.get("mapping") or {},
+            send_trigger=data.get("send_trigger", True),
+            skip_bad_rows=data.get("skip_bad_rows", False),
+            create_customers=data.get("create_customers", True),
+            user=request.user,
+        )
+        obj.pk = job.pk
+        obj.id = job.pk
+
+    def get_import_form_kwargs(self, request):
+        kwargs = super().get_import_form_kwargs(request)
+        kwargs["organisation_id"] = request.user.organisation_id
+        return kwargs
+
+    def get_confirm_form_kwargs(self, request, import_form=None):
+        kwargs = super().get_confirm_form_kwargs(request, import_form)
+        kwargs["organisation_id"] = request.user.organisation_id
+        return kwargs
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            options = import_form.options()
+            initial.update(options)
+            initial["target_group"] = options["target_group"].pk
+            initial["mapping"] = json.dumps(options["mapping"])
+        return initial
+
+    def get_import_resource_kwargs(self, request, *args, **kwargs):
+        kwargs_out = super().get_import_resource_kwargs(request, *args, **kwargs)
+        form = kwargs.get("form")
+        if (
+            form is not None
+            and getattr(form, "cleaned_data", None)
+            and "target_group" in (form.cleaned_data)
+        ):
+            kwargs_out.update(form.options())
+            kwargs_out["user"] = request.user
+        return kwargs_out

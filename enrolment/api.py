@@ -1,0 +1,482 @@
+"""Customers and enrolment API (contract: shared/API.md, "Customers and enrolment")."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from milestones.api_common import OrgScopedMixin
+from milestones.models import Role, TargetGroup
+from milestones.permissions import ALL_ROLES
+
+from . import audiences, services
+from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from .importing.jobs import import_job_create
+from .importing.spec import cycle_keys, max_bytes, msg_too_big
+from .models import AudienceGroup, AudienceKind, Customer, Enrolment, ImportJob
+from .selectors import audience_list_identifiers
+
+CUSTOMER_WRITERS = frozenset({Role.CONFIGURER, Role.INTEGRATION})
+CONFIGURERS = frozenset({Role.CONFIGURER})
+
+
+def _refuse_big_body(request) -> Response | None:
+    """Refuse an upload over the limit from its Content-Length, before reading the body."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > max_bytes() + 64 * 1024:  # room for the multipart envelope and the form fields
+        return Response({"file": [msg_too_big(length)]}, status=status.HTTP_400_BAD_REQUEST)
+    return None
+
+
+def _bool(value, default: bool) -> bool:
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValidationError({"non_field_errors": [f"{value!r} is not true or false."]})
+
+
+def _csv_response(rows: list[list[str]], filename: str) -> HttpResponse:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+class CustomerOut(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = [
+            "id", "mobile", "email", "external_id", "name", "joined_on", "is_loyalty_member",
+            "attributes", "created_at",
+        ]  # fmt: skip
+
+
+class CustomerIn(serializers.Serializer):
+    mobile = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=40)
+    email = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=254)
+    external_id = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=100
+    )
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    joined_on = serializers.DateField(required=False, allow_null=True)
+    is_loyalty_member = serializers.BooleanField(required=False, default=True)
+    attributes = serializers.DictField(required=False)
+
+
+class CustomerViewSet(
+    OrgScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Customers, found by any identifier: `?mobile=`, `?email=`, `?external_id=` (normalised
+    the same way as when they were stored)."""
+
+    queryset = Customer.objects.all()
+    serializer_class = CustomerOut
+    read_roles = ALL_ROLES
+    write_roles = CUSTOMER_WRITERS
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        if self.action != "list":
+            return qs
+        for kind in IDENTIFIER_TYPES:
+            raw = self.request.query_params.get(kind)
+            if raw not in (None, ""):
+                try:
+                    qs = qs.filter(**{kind: normalise(kind, raw)})
+                except IdentifierError as exc:
+                    raise ValidationError({kind: [str(exc)]})
+        return qs
+
+    @extend_schema(
+        parameters=[OpenApiParameter(k, str) for k in IDENTIFIER_TYPES],
+        responses={200: CustomerOut(many=True)},
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=CustomerIn, responses={201: CustomerOut})
+    def create(self, request, *args, **kwargs):
+        data = CustomerIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        customer = services.customer_create(
+            organisation=request.user.organisation,
+            identifiers={k: values.pop(k, None) for k in IDENTIFIER_TYPES},
+            **values,
+        )
+        return Response(CustomerOut(customer).data, status=status.HTTP_201_CREATED)
+
+
+# --- audience groups ---------------------------------------------------------------------------
+
+
+class AudienceGroupOut(serializers.ModelSerializer):
+    sources = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    target_groups = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AudienceGroup
+        fields = [
+            "id", "name", "description", "kind", "filter", "sources", "member_count",
+            "refreshed_at", "target_groups", "created_at",
+        ]  # fmt: skip
+
+    def get_target_groups(self, group) -> list[int]:
+        return [link.target_group_id for link in group.target_group_links.all()]
+
+
+class AudienceGroupIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=AudienceKind.choices)
+    description = serializers.CharField(required=False, allow_blank=True)
+    customers = serializers.ListField(child=serializers.DictField(), required=False)
+    filter = serializers.JSONField(required=False)
+    sources = serializers.ListField(child=serializers.IntegerField(), required=False)
+    file = serializers.FileField(required=False)
+    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, required=False)
+    identifier_column = serializers.CharField(required=False, allow_blank=True)
+    skip_bad_rows = serializers.BooleanField(required=False, default=False)
+
+
+class AudienceGroupViewSet(
+    OrgScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Audience groups: `list` (JSON `customers` or a CSV `file`), `filter`, `merge`.
+
+    A list's CSV has an identifier column; unknown or malformed identifiers and duplicates
+    are reported by row (400) and nothing is created, unless `skip_bad_rows`.
+    """
+
+    queryset = AudienceGroup.objects.prefetch_related("sources", "target_group_links")
+    serializer_class = AudienceGroupOut
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    read_roles = ALL_ROLES
+    write_roles = CONFIGURERS
+
+    def _list_customers(self, request, data) -> list[int]:
+        org = request.user.organisation
+        if data.get("file") is not None:
+            kind = data.get("identifier_type") or "mobile"
+            return audience_list_identifiers(
+                organisation=org,
+                file=data["file"],
+                identifier_type=kind,
+                identifier_column=data.get("identifier_column") or kind,
+                skip_bad_rows=data.get("skip_bad_rows", False),
+            )
+        ids, errors = [], []
+        for i, item in enumerate(data.get("customers") or [], start=1):
+            try:
+                customer = services.customer_lookup(organisation=org, identifiers=item)
+            except IdentifierError as exc:
+                errors.append(f"Item {i}: {exc}")
+                continue
+            if customer is None:
+                errors.append(f"Item {i}: no such customer in this organisation.")
+                continue
+            ids.append(customer.id)
+        if errors:
+            raise ValidationError({"customers": errors})
+        return ids
+
+    @extend_schema(request=AudienceGroupIn, responses={201: AudienceGroupOut})
+    def create(self, request, *args, **kwargs):
+        if (refused := _refuse_big_body(request)) is not None:
+            return refused
+        data = AudienceGroupIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        kind = values["kind"]
+        filter_def = values.get("filter")
+        if isinstance(filter_def, str):
+            try:
+                filter_def = json.loads(filter_def)
+            except ValueError:
+                raise ValidationError({"filter": ["The filter is not valid JSON."]})
+        group = audiences.audience_group_create(
+            organisation=request.user.organisation,
+            name=values["name"],
+            kind=kind,
+            description=values.get("description", ""),
+            user=request.user,
+            customer_ids=self._list_customers(request, values)
+            if kind == AudienceKind.LIST
+            else None,
+            filter=filter_def,
+            sources=values.get("sources"),
+        )
+        return Response(
+            AudienceGroupOut(self.get_queryset().get(pk=group.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=AudienceGroupIn, responses={200: AudienceGroupOut})
+    @action(detail=True, methods=["post"])
+    def customers(self, request, pk=None):
+        """Add customers to a list group (JSON `customers` or a CSV `file`)."""
+        if (refused := _refuse_big_body(request)) is not None:
+            return refused
+        group = self.get_object()
+        values = dict(request.data.items())
+        if "customers" in request.data and isinstance(request.data.get("customers"), list):
+            values["customers"] = request.data["customers"]
+        if "file" in request.FILES:
+            values["file"] = request.FILES["file"]
+        values["skip_bad_rows"] = _bool(values.get("skip_bad_rows"), False)
+        audiences.audience_list_add(
+            audience_group=group, customer_ids=self._list_customers(request, values)
+        )
+        return Response(AudienceGroupOut(self.get_queryset().get(pk=group.pk)).data)
+
+    @extend_schema(request=None, responses={200: AudienceGroupOut})
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, pk=None):
+        group = self.get_object()
+        audiences.audience_group_refresh(audience_group=group)
+        return Response(AudienceGroupOut(self.get_queryset().get(pk=group.pk)).data)
+
+    @extend_schema(
+        responses={200: inline_serializer("Members", {"customers": serializers.ListField()})}
+    )
+    @action(detail=True, methods=["get"])
+    def members(self, request, pk=None):
+        group = self.get_object()
+        ids = list(group.memberships.order_by("customer_id").values_list("customer_id", flat=True))
+        return Response({"customers": ids})
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    @action(detail=False, methods=["get"], url_path="sample-csv")
+    def sample_csv(self, request):
+        """A sample list file: one identifier column (mobile, email or external_id)."""
+        kind = request.query_params.get("identifier_type") or "mobile"
+        if kind not in IDENTIFIER_TYPES:
+            raise ValidationError({"identifier_type": ["Use mobile, email or external_id."]})
+        examples = {
+            "mobile": ["919000000001", "919000000002"],
+            "email": ["asha@example.com", "ravi@example.com"],
+            "external_id": ["CUST-0001", "CUST-0002"],
+        }[kind]
+        return _csv_response([[kind], *[[e] for e in examples]], f"audience_sample_{kind}.csv")
+
+
+# --- enrolments --------------------------------------------------------------------------------
+
+
+class EnrolmentOut(serializers.ModelSerializer):
+    customer = CustomerOut(read_only=True)
+
+    class Meta:
+        model = Enrolment
+        fields = ["customer", "source", "is_active", "enrolled_at"]
+
+
+class EnrolIn(serializers.Serializer):
+    customers = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10000)
+
+
+def _group(request, pk) -> TargetGroup:
+    return get_object_or_404(TargetGroup, pk=pk, organisation_id=request.user.organisation_id)
+
+
+class TargetGroupEnrolmentsView(APIView):
+    """GET the milestone's enrolments (`?active=true|false`); POST
+    `{"customers": [{"mobile": "..."}]}` enrols them (unknown customers are created when the
+    organisation allows it)."""
+
+    read_roles = ALL_ROLES
+    write_roles = CUSTOMER_WRITERS
+
+    @extend_schema(responses={200: EnrolmentOut(many=True)})
+    def get(self, request, pk):
+        group = _group(request, pk)
+        qs = Enrolment.objects.filter(target_group=group).select_related("customer").order_by("id")
+        if request.query_params.get("active") not in (None, ""):
+            qs = qs.filter(is_active=_bool(request.query_params["active"], True))
+        from milestones.api_common import Pagination
+
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(EnrolmentOut(page, many=True).data)
+
+    @extend_schema(
+        request=EnrolIn,
+        responses={
+            200: inline_serializer(
+                "EnrolResult",
+                {
+                    "enrolled": serializers.IntegerField(),
+                    "already_enrolled": serializers.IntegerField(),
+                    "created_customers": serializers.IntegerField(),
+                    "customer_ids": serializers.ListField(child=serializers.IntegerField()),
+                },
+            )
+        },
+    )
+    def post(self, request, pk):
+        group = _group(request, pk)
+        data = EnrolIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.enrolments_add_by_identifiers(
+            target_group=group, customers=data.validated_data["customers"]
+        )
+        return Response(result)
+
+
+class TargetGroupEnrolmentDetailView(APIView):
+    """DELETE un-enrols the customer (the enrolment stays, inactive)."""
+
+    read_roles = ALL_ROLES
+    write_roles = CUSTOMER_WRITERS
+
+    @extend_schema(responses={200: EnrolmentOut})
+    def get(self, request, pk, customer_id):
+        group = _group(request, pk)
+        enrolment = get_object_or_404(
+            Enrolment.objects.select_related("customer"),
+            target_group=group,
+            customer_id=customer_id,
+        )
+        return Response(EnrolmentOut(enrolment).data)
+
+    @extend_schema(responses={200: EnrolmentOut})
+    def delete(self, request, pk, customer_id):
+        group = _group(request, pk)
+        customer = get_object_or_404(
+            Customer, pk=customer_id, organisation_id=request.user.organisation_id
+        )
+        enrolment = services.enrolment_remove(target_group=group, customer=customer)
+        return Response(EnrolmentOut(Enrolment.objects.get(pk=enrolment.pk)).data)
+
+
+# --- per-customer target values ----------------------------------------------------------------
+
+
+class ImportOut(serializers.ModelSerializer):
+    import_id = serializers.IntegerField(source="id", read_only=True)
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "import_id", "target_group", "status", "method", "total", "processed", "percent",
+            "errors", "error_count", "skipped_rows", "created_customers", "newly_enrolled",
+            "values_written", "values_cleared", "notifications", "identifier_type",
+            "identifier_column", "mapping", "send_trigger", "skip_bad_rows", "create_customers",
+            "original_name", "size", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+
+class UploadIn(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, default="mobile")
+    identifier_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    mapping = serializers.JSONField(required=False)
+    send_trigger = serializers.BooleanField(required=False, default=True)
+    skip_bad_rows = serializers.BooleanField(required=False, default=False)
+    create_customers = serializers.BooleanField(required=False, default=True)
+
+
+class TargetValuesUploadView(APIView):
+    """Upload a custom list: an identifier column and one value column per cycle.
+
+    `mapping` maps each CSV column to a cycle (period name or "P1".."Pn") or to
+    "do_not_import"; unmapped columns named like a cycle map themselves. The import runs as
+    a task; follow it at `/api/v1/imports/{id}/`.
+    """
+
+    parser_classes = [MultiPartParser, FormParser]
+    read_roles = ALL_ROLES
+    write_roles = CUSTOMER_WRITERS
+
+    @extend_schema(
+        request={"multipart/form-data": UploadIn},
+        responses={202: inline_serializer("ImportStarted", {"import": serializers.IntegerField()})},
+    )
+    def post(self, request, pk):
+        if (refused := _refuse_big_body(request)) is not None:
+            return refused
+        group = _group(request, pk)
+        data = UploadIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        mapping = values.get("mapping")
+        if isinstance(mapping, str):
+            try:
+                mapping = json.loads(mapping) if mapping.strip() else {}
+            except ValueError:
+                raise ValidationError({"mapping": ["The mapping is not valid JSON."]})
+        job = import_job_create(
+            target_group=group,
+            file=values["file"],
+            identifier_type=values["identifier_type"],
+            identifier_column=values.get("identifier_column", ""),
+            mapping=mapping,
+            send_trigger=values["send_trigger"],
+            skip_bad_rows=values["skip_bad_rows"],
+            create_customers=values["create_customers"],
+            user=request.user,
+        )
+        return Response({"import": job.id}, status=status.HTTP_202_ACCEPTED)
+
+
+class TargetValuesSampleView(APIView):
+    """A sample custom-list CSV for this milestone: identifier + one column per cycle."""
+
+    read_roles = ALL_ROLES
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    def get(self, request, pk):
+        group = _group(request, pk)
+        kind = request.query_params.get("identifier_type") or "mobile"
+        if kind not in IDENTIFIER_TYPES:
+            raise ValidationError({"identifier_type": ["Use mobile, email or external_id."]})
+        _, count = cycle_keys(group)
+        periods = dict(group.periods.values_list("ordinal", "name"))
+        header = [kind, *[periods.get(n, f"P{n}") for n in range(1, count + 1)]]
+        example = {"mobile": "919000000001", "email": "asha@example.com", "external_id": "C-1"}
+        values = [str(t.value_for_cycle(n).normalize()) for n in range(1, count + 1)
+                  for t in group.targets.all()[:1]]  # fmt: skip
+        return _csv_response([header, [example[kind], *values]], f"{group.name}_sample.csv")
+
+
+class ImportViewSet(OrgScopedMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
+                    viewsets.GenericViewSet):  # fmt: skip
+    """Import status: pending | running | done | failed, rows done of total, and every
+    problem found as {"row", "column", "message"}."""
+
+    queryset = ImportJob.objects.all()
+    serializer_class = ImportOut
+    read_roles = ALL_ROLES
+    filterset_fields = ["target_group", "status"]

@@ -1,0 +1,98 @@
+"""Row checks in Python (the SQL path flags the same rows and asks these functions for the
+messages, so both report the same words)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from itertools import islice
+
+from ..identifiers import normalise
+from ..models import Customer
+from .reader import Row
+from .spec import (
+    ImportSpec,
+    RowError,
+    identifier_error,
+    msg_columns,
+    msg_duplicate,
+    msg_unknown,
+    parse_value,
+    value_error,
+)
+
+CheckedRow = tuple[int, str | None, dict[int, Decimal | None] | None, list[RowError]]
+
+
+def batched(rows: Iterable, size: int) -> Iterator[list]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+class ErrorSink:
+    """Keeps the first `cap` errors and counts them all."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.items: list[dict] = []
+        self.count = 0
+
+    def add(self, error: RowError) -> None:
+        self.count += 1
+        if len(self.items) < self.cap:
+            self.items.append(error.as_dict())
+
+
+class RowChecker:
+    def __init__(self, *, organisation_id: int, spec: ImportSpec, create_customers: bool):
+        self.organisation_id = organisation_id
+        self.spec = spec
+        self.create_customers = create_customers
+        self.first_row: dict[str, int] = {}
+
+    def check(self, batch: list[Row]) -> list[CheckedRow]:
+        spec = self.spec
+        kind, id_col = spec.identifier_type, spec.identifier_column
+        out: list[CheckedRow] = []
+        for rowno, cells, problem in batch:
+            if problem is None and len(cells) != spec.columns:
+                problem = msg_columns(len(cells), spec.columns)
+            if problem is not None:
+                out.append((rowno, None, None, [RowError(rowno, "", problem)]))
+                continue
+            errors: list[RowError] = []
+            raw_id = cells[spec.identifier_index]
+            ident = None
+            message = identifier_error(kind, raw_id)
+            if message:
+                errors.append(RowError(rowno, id_col, message))
+            else:
+                ident = normalise(kind, raw_id)
+            values: dict[int, Decimal | None] = {}
+            for col in spec.value_columns:
+                raw = cells[col.index]
+                message = value_error(raw)
+                if message:
+                    errors.append(RowError(rowno, col.name, message))
+                else:
+                    values[col.ordinal] = parse_value(raw)
+            if ident is not None:
+                first = self.first_row.get(ident)
+                if first is not None:
+                    errors.append(RowError(rowno, id_col, msg_duplicate(kind, ident, first)))
+                    ident = None
+                else:
+                    self.first_row[ident] = rowno
+            out.append((rowno, ident, values, errors))
+        if not self.create_customers:
+            wanted = [ident for _, ident, _, _ in out if ident is not None]
+            known = set(
+                Customer.objects.filter(
+                    organisation_id=self.organisation_id, **{f"{kind}__in": wanted}
+                ).values_list(kind, flat=True)
+            )
+            for rowno, ident, _, errors in out:
+                if ident is not None and ident not in known:
+                    errors.append(RowError(rowno, id_col, msg_unknown(kind, ident)))
+        return out

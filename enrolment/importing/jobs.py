@@ -1,0 +1,187 @@
+"""Start and run a custom-list import (the API, the admin and the bench come through here)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from milestones.models import EnrolmentMode, TargetGroup
+
+from ..identifiers import IDENTIFIER_TYPES
+from ..models import EnrolmentNotification, EnrolmentSource, ImportJob, ImportStatus
+from .checks import ErrorSink
+from .spec import FileRefused, RowError, max_bytes, msg_too_big
+
+log = logging.getLogger(__name__)
+
+
+def use_sql_path() -> bool:
+    return connection.vendor == "postgresql" and getattr(settings, "ENROLMENT_IMPORT_SQL", True)
+
+
+def import_params_errors(*, target_group, file, identifier_type, mapping) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if target_group.enrolment_mode != EnrolmentMode.CUSTOM_LIST:
+        errors["non_field_errors"] = [
+            "Custom lists are uploaded to milestones with the custom_list enrolment mode."
+        ]
+    size = getattr(file, "size", None) or 0
+    if size > max_bytes():
+        errors["file"] = [msg_too_big(size)]
+    if identifier_type not in IDENTIFIER_TYPES:
+        errors["identifier_type"] = ["Use mobile, email or external_id."]
+    if mapping is not None and not isinstance(mapping, dict):
+        errors["mapping"] = [
+            'The mapping is a JSON object: {"CSV column": "P1" | "do_not_import"}.'
+        ]
+    return errors
+
+
+@transaction.atomic
+def import_job_create(
+    *,
+    target_group: TargetGroup,
+    file,
+    identifier_type: str = "mobile",
+    identifier_column: str = "",
+    mapping: dict | None = None,
+    send_trigger: bool | None = None,
+    skip_bad_rows: bool = False,
+    create_customers: bool = True,
+    user=None,
+    run: bool = True,
+) -> ImportJob:
+    """Store the upload and queue its import (after commit). Refuses, before reading a byte of
+    it, a file over the size limit; refuses a milestone that is not enrolled by custom list."""
+    errors: dict[str, list[str]] = {}
+    if target_group.enrolment_mode != EnrolmentMode.CUSTOM_LIST:
+        errors["non_field_errors"] = [
+            "Custom lists are uploaded to milestones with the custom_list enrolment mode."
+        ]
+    size = getattr(file, "size", None) or 0
+    if size > max_bytes():
+        errors["file"] = [msg_too_big(size)]
+    if identifier_type not in IDENTIFIER_TYPES:
+        errors["identifier_type"] = ["Use mobile, email or external_id."]
+    if mapping is not None and not isinstance(mapping, dict):
+        errors["mapping"] = [
+            'The mapping is a JSON object: {"CSV column": "P1" | "do_not_import"}.'
+        ]
+    if errors:
+        raise ValidationError(errors)
+    job = ImportJob(
+        organisation_id=target_group.organisation_id,
+        target_group=target_group,
+        created_by=user if getattr(user, "pk", None) else None,
+        original_name=(getattr(file, "name", "") or "")[:255],
+        size=size,
+        identifier_type=identifier_type,
+        identifier_column=identifier_column or "",
+        mapping=mapping or {},
+        send_trigger=target_group.send_enrolment_trigger if send_trigger is None else send_trigger,
+        skip_bad_rows=skip_bad_rows,
+        create_customers=create_customers,
+    )
+    job.file.save(f"group{target_group.id}.csv", file, save=False)
+    job.save()
+    if run:
+        from ..tasks import import_target_values
+
+        transaction.on_commit(lambda: import_target_values.delay(job.id))
+    return job
+
+
+def _claim(job_id: int) -> ImportJob | None:
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PENDING).update(
+        status=ImportStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    return ImportJob.objects.select_related("target_group__organisation").get(pk=job_id)
+
+
+def _finish(job: ImportJob, status: str, sink: ErrorSink, **fields) -> None:
+    fields.update(
+        status=status,
+        errors=sink.items,
+        error_count=sink.count,
+        finished_at=timezone.now(),
+    )
+    ImportJob.objects.filter(pk=job.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(job, key, value)
+
+
+def import_job_run(*, import_id: int) -> ImportJob | None:
+    """Run a pending import once (a claim makes a second delivery a no-op)."""
+    job = _claim(import_id)
+    if job is None:
+        return None
+    sink = ErrorSink(ImportJob.MAX_STORED_ERRORS)
+
+    def progress(done: int) -> None:
+        ImportJob.objects.filter(pk=job.pk).update(processed=done)
+
+    try:
+        if job.size > max_bytes():
+            raise FileRefused([RowError(0, "", msg_too_big(job.size))])
+        counts = (
+            _run_sql(job, sink, progress) if use_sql_path() else _run_python(job, sink, progress)
+        )
+    except FileRefused as refused:
+        for error in refused.errors:
+            sink.add(error)
+        _finish(job, ImportStatus.FAILED, sink)
+        return job
+    except Exception as exc:
+        log.exception("import %s failed", job.pk)
+        sink.add(RowError(0, "", f"The import stopped on an unexpected error: {exc}"))
+        _finish(job, ImportStatus.FAILED, sink)
+        raise
+    if counts is None:  # errors found and bad rows not to be skipped: nothing written
+        _finish(job, ImportStatus.FAILED, sink)
+        return job
+    notifications = EnrolmentNotification.objects.filter(
+        target_group=job.target_group,
+        source=EnrolmentSource.CUSTOM_LIST,
+        created_at__gte=job.started_at,
+    ).count()
+    _finish(job, ImportStatus.DONE, sink, notifications=notifications, **counts)
+    return job
+
+
+def _run_python(job: ImportJob, sink: ErrorSink, progress) -> dict | None:
+    from . import python_path
+
+    job.method = "python"
+    total, bad = python_path.validate(job, sink)
+    ImportJob.objects.filter(pk=job.pk).update(total=total, method=job.method)
+    if bad and not job.skip_bad_rows:
+        return None
+    counts = python_path.write(job, bad, progress)
+    counts["skipped_rows"] = len(bad)
+    counts["processed"] = total
+    return counts
+
+
+def _run_sql(job: ImportJob, sink: ErrorSink, progress) -> dict | None:
+    from .pg_path import PgImport
+
+    job.method = "postgres_copy"
+    runner = PgImport(job, sink, progress)
+    try:
+        total = runner.stage_file()
+        ImportJob.objects.filter(pk=job.pk).update(total=total, method=job.method)
+        bad_rows, _ = runner.validate()
+        if bad_rows and not job.skip_bad_rows:
+            return None
+        counts = runner.write(total)
+        counts["skipped_rows"] = bad_rows
+        counts["processed"] = total
+        return counts
+    finally:
+        runner.drop()

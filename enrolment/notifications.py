@@ -1,0 +1,226 @@
+"""`targetLoyaltyCustomerEnrollment` notifications (reference 004), written to an outbox.
+
+One row per (target, customer): re-enrolling or re-uploading never notifies twice. The
+payload fills every field of the reference schema:
+
+- targetGroupId, targetGroupName, targetId, targetName: the milestone and the target;
+- targetPeriodId, targetPeriodName, targetPeriodStartDate: the cycle the customer joins -- the
+  fixed period containing today (org timezone), else the next one, else the last one; for
+  per-customer cycles (cyclic window), whose dates start at the customer's first activity, the
+  first cycle: id = ordinal 1, name "P1", start = the cycle start date;
+- targetCycleStartDate: when the milestone's cycles begin (first period or cycle start);
+- defaultTargetValue: the target's value for that cycle (a string, as in the schema);
+  `targetValue` (extra) is the customer's own value when a custom list gave one;
+- milestoneDetails: the ladder the customer climbs: each sub-target with its threshold for
+  this customer's target value, then the target itself;
+- customerIdentifiers: customerId, mobile, email, externalId;
+- eventId: the outbox row's id; source: how the customer was enrolled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from milestones.models import CycleType, SubTargetCriteria, TargetGroup
+
+from .models import Customer, CustomerTargetValue, EnrolmentNotification
+
+EVENT_NAME = EnrolmentNotification.EVENT_NAME
+
+
+def dec_str(value: Decimal) -> str:
+    """100.0000 -> '100', 12.5000 -> '12.5' (the SQL path uses trim_scale, which agrees)."""
+    text = format(Decimal(value), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@dataclass(frozen=True)
+class CycleInfo:
+    ordinal: int
+    period_id: int
+    period_name: str
+    period_start: date
+    cycles_start: date
+
+
+def notification_cycle(group: TargetGroup, today: date | None = None) -> CycleInfo:
+    if today is None:
+        today = timezone.now().astimezone(group.organisation.tzinfo).date()
+    periods = list(group.periods.order_by("ordinal"))
+    if periods:
+        chosen = next((p for p in periods if p.start <= today <= p.end), None)
+        chosen = chosen or next((p for p in periods if p.start > today), None) or periods[-1]
+        return CycleInfo(chosen.ordinal, chosen.id, chosen.name, chosen.start, periods[0].start)
+    start = group.cycle_start or group.start
+    return CycleInfo(1, 1, "P1", start, start)
+
+
+def target_parts(group: TargetGroup, cycle: CycleInfo, source: str) -> list[dict]:
+    """What every notification of one target shares (the SQL path uses it too)."""
+    parts = []
+    for target in group.targets.prefetch_related("sub_targets").order_by("ordinal", "id"):
+        default = target.value_for_cycle(cycle.ordinal)
+        parts.append(
+            {
+                "target": target,
+                "default": default,
+                "subs": [(s.name, s.criteria, s.value) for s in target.sub_targets.all()],
+                "base": {
+                    "targetGroupId": group.id,
+                    "targetId": target.id,
+                    "targetPeriodId": cycle.period_id,
+                    "targetGroupName": group.name,
+                    "source": source,
+                    "targetCycleStartDate": cycle.cycles_start.isoformat(),
+                    "targetName": target.name,
+                    "targetPeriodName": cycle.period_name,
+                    "targetPeriodStartDate": cycle.period_start.isoformat(),
+                    "defaultTargetValue": dec_str(default),
+                },
+            }
+        )
+    return parts
+
+
+def threshold(criteria: str, value: Decimal, target_value: Decimal) -> Decimal:
+    if criteria == SubTargetCriteria.PERCENTAGE:
+        return (Decimal(target_value) * value / Decimal(100)).quantize(
+            Decimal("0.0001"), rounding=ROUND_HALF_UP
+        )
+    return value
+
+
+def milestone_details(part: dict, target_value: Decimal) -> list[dict]:
+    out = [
+        {
+            "milestoneName": name,
+            "criteria": criteria,
+            "value": dec_str(value),
+            "thresholdValue": dec_str(threshold(criteria, value, target_value)),
+        }
+        for name, criteria, value in part["subs"]
+    ]
+    out.append(
+        {
+            "milestoneName": part["target"].name,
+            "criteria": "target",
+            "value": dec_str(target_value),
+            "thresholdValue": dec_str(target_value),
+        }
+    )
+    return out
+
+
+def customer_identifiers(customer: Customer) -> dict:
+    return {
+        "customerId": customer.id,
+        "mobile": customer.mobile,
+        "email": customer.email,
+        "externalId": customer.external_id,
+    }
+
+
+def notifications_write(*, target_group: TargetGroup, customer_ids, source: str) -> int:
+    """Write the enrolment notification of each target for each customer (once). Returns how
+    many rows were written."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
+    cycle = notification_cycle(target_group)
+    parts = target_parts(target_group, cycle, source)
+    if not parts:
+        return 0
+    written = 0
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        customers = Customer.objects.in_bulk(chunk)
+        done = set(
+            EnrolmentNotification.objects.filter(
+                target_group=target_group, customer_id__in=chunk
+            ).values_list("target_id", "customer_id")
+        )
+        own = {
+            (t, c): v
+            for t, c, v in CustomerTargetValue.objects.filter(
+                target__target_group=target_group,
+                customer_id__in=chunk,
+                cycle_ordinal=cycle.ordinal,
+            ).values_list("target_id", "customer_id", "value")
+        }
+        rows = []
+        for cid in chunk:
+            customer = customers.get(cid)
+            if customer is None:
+                continue
+            for part in parts:
+                target = part["target"]
+                if (target.id, cid) in done:
+                    continue
+                value = own.get((target.id, cid), part["default"])
+                data = dict(part["base"])
+                data.update(
+                    customerIdentifiers=customer_identifiers(customer),
+                    milestoneDetails=milestone_details(part, value),
+                    targetValue=dec_str(value),
+                    eventId=None,
+                )
+                rows.append(
+                    EnrolmentNotification(
+                        organisation_id=target_group.organisation_id,
+                        target_group=target_group,
+                        target=target,
+                        customer_id=cid,
+                        source=source,
+                        payload={"eventName": EVENT_NAME, "data": data},
+                    )
+                )
+        written += _insert(rows, target_group.id)
+    return written
+
+
+def _insert(rows: list[EnrolmentNotification], target_group_id: int) -> int:
+    if not rows:
+        return 0
+    try:
+        with transaction.atomic():
+            created = EnrolmentNotification.objects.bulk_create(rows)
+    except IntegrityError:  # a concurrent enrolment wrote some of them first
+        created = EnrolmentNotification.objects.bulk_create(rows, ignore_conflicts=True)
+        _stamp_event_ids(target_group_id, None)
+        return len(created)
+    pks = [r.pk for r in created if r.pk is not None]
+    _stamp_event_ids(target_group_id, (min(pks), max(pks)) if pks else None)
+    return len(created)
+
+
+def _stamp_event_ids(target_group_id: int, id_range: tuple[int, int] | None) -> None:
+    """eventId = the outbox row's id, set in one statement for the rows still without one."""
+    table = EnrolmentNotification._meta.db_table
+    where, params = "target_group_id = %s", [target_group_id]
+    if id_range is not None:
+        where += " AND id BETWEEN %s AND %s"
+        params += list(id_range)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} SET payload = jsonb_set(payload, '{{data,eventId}}', to_jsonb(id)) "
+                f"WHERE {where} AND payload->'data'->'eventId' = 'null'::jsonb",
+                params,
+            )
+        else:
+            cursor.execute(
+                f"UPDATE {table} SET payload = json_set(payload, '$.data.eventId', id) "
+                f"WHERE {where} AND json_type(payload, '$.data.eventId') = 'null'",
+                params,
+            )
+
+
+def cycle_type_has_fixed_periods(group: TargetGroup) -> bool:
+    return group.cycle_type in (CycleType.FIXED_CALENDAR, CycleType.CUSTOM_PERIODS)
