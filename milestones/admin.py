@@ -303,9 +303,9 @@ class TargetGroupAdmin(TargetGroupScreens, OrgScopedAdmin):
 
     @admin.display(description="")
     def links(self, obj):
-        items = [("View", self.url_for("view", obj)), ("Edit", self.url_for("change", obj))]
+        items = [(self.url_for("view", obj), "View"), (self.url_for("change", obj), "Edit")]
         if obj.status() != "ended":
-            items.append(("Clone", self.url_for("clone", obj)))
+            items.append((self.url_for("clone", obj), "Clone"))
         return format_html_join(" · ", '<a href="{}">{}</a>', items)
 
     # actions: they call the services; refusals are shown as error messages

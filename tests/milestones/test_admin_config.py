@@ -177,6 +177,11 @@ def test_home_lists_own_milestones_with_status_chips(admin_client_for, configure
     assert "ms-chip-upcoming" in row_of(page, "Later one")
     assert ">Inactive<" in row_of(page, "Later one")
     assert "ms-chip-ended" in row_of(page, "Old one")
+    live_row, old_row = row_of(page, "Live one"), row_of(page, "Old one")
+    group = TargetGroup.objects.get(name="Live one")
+    assert f'<a href="{HOME}{group.pk}/change/">Edit</a>' in live_row
+    assert f'<a href="{HOME}{group.pk}/clone/">Clone</a>' in live_row
+    assert ">Clone</a>" not in old_row  # only Live/Upcoming milestones can be cloned
     assert "New milestone" in page_text(page)
 
 
@@ -532,3 +537,225 @@ def test_an_unknown_or_foreign_template_is_refused(admin_client_for, configurer,
     response = admin_client_for(configurer).get(ADD, {"template": theirs.pk}, follow=True)
     assert f"Unknown template &#x27;{theirs.pk}&#x27;." in page_text(response)
     assert "Globex only" not in page_text(response)
+
+
+# --- edit -----------------------------------------------------------------------------------
+
+
+def with_subs(name, kpi="gross_sales"):
+    return [{"name": name, "kpi": kpi, "value": Decimal("1000"), "rule": "currentTxn.value >= 10",
+             "sub_targets": [{"name": "Quarter", "criteria": "percentage", "value": Decimal("25")}]}]  # fmt: skip
+
+
+def test_editing_a_started_milestone_shows_the_locked_fields_read_only(admin_client_for, configurer, org):  # fmt: skip
+    group = live(org, configurer, "Running", targets=with_subs("Running spend"))
+    page = admin_client_for(configurer).get(f"{HOME}{group.pk}/change/")
+    form = page.context["form"]
+    locked = {bf.name for bf in form if bf.field.disabled}
+    assert {"name", "start", "target_value_mode", "cycle_type", "cycle_count", "cycle_start"} <= locked  # fmt: skip
+    assert {"description", "end", "leaderboard_enabled", "offset_days"}.isdisjoint(locked)
+    text = page_text(page)
+    assert re.search(r'<input[^>]*name="name"[^>]*disabled', text)
+    assert re.search(r'<select[^>]*name="targets-0-sub_1_criteria"[^>]*disabled', text)
+    assert "This milestone has started" in text
+
+
+def test_an_upcoming_milestone_keeps_its_dates_and_cycles_editable(admin_client_for, configurer, org):  # fmt: skip
+    group = upcoming(org, configurer, "Later")
+    form = admin_client_for(configurer).get(f"{HOME}{group.pk}/change/").context["form"]
+    assert not form.fields["start"].disabled and not form.fields["cycle_count"].disabled
+    assert form.fields["name"].disabled
+
+
+def test_edit_saves_the_editable_fields_and_ignores_the_locked_ones(admin_client_for, configurer, org):  # fmt: skip
+    group = live(org, configurer, "Running", targets=with_subs("Running spend"))
+    client = admin_client_for(configurer)
+    data = rendered_post_data(client.get(f"{HOME}{group.pk}/change/"))
+    new_end = group.end + timedelta(days=30)
+    data.update({
+        "end": new_end.isoformat(), "description": "Now longer", "leaderboard_enabled": "on",
+        "targets-0-value": "1200", "targets-0-sub_1_value": "30",
+        "targets-0-rule": "currentTxn.value >= 20",
+        # a tampered request: locked fields and a changed sub-target criteria
+        "name": "Renamed", "start": (group.start - timedelta(days=1)).isoformat(),
+        "cycle_count": "7", "targets-0-sub_1_criteria": "absolute",
+    })  # fmt: skip
+    response = client.post(f"{HOME}{group.pk}/change/", data)
+    assert response.status_code == 302, page_text(response)
+    group.refresh_from_db()
+    assert group.name == "Running" and group.cycle_count == 3
+    assert group.end == new_end and group.description == "Now longer" and group.leaderboard_enabled
+    target = group.targets.get()
+    assert target.value == Decimal("1200") and target.rule == "currentTxn.value >= 20"
+    sub = target.sub_targets.get()
+    assert (sub.criteria, sub.value) == ("percentage", Decimal("30"))
+    entry = AuditEntry.objects.filter(object_id=group.pk, action="update").get()
+    assert entry.user == configurer and "end" in entry.changes
+    # the rule changed what is counted: the page says to re-process the stored activities
+    assert any("re-process" in m for m in messages_of(client.get(f"{HOME}{group.pk}/view/")))
+
+
+def test_edit_adds_a_target_and_removes_a_sub_target(admin_client_for, configurer, org):
+    group = upcoming(org, configurer, "Later", targets=with_subs("Later spend"))
+    client = admin_client_for(configurer)
+    data = rendered_post_data(client.get(f"{HOME}{group.pk}/change/"))
+    data.update({"targets-0-sub_1_delete": "on", "targets-1-name": "Later visits",
+                 "targets-1-kpi": "transaction_count", "targets-1-value": "4"})  # fmt: skip
+    assert client.post(f"{HOME}{group.pk}/change/", data).status_code == 302
+    assert [t.name for t in group.targets.all()] == ["Later spend", "Later visits"]
+    assert not SubTarget.objects.filter(target__target_group=group).exists()
+
+
+def test_a_refused_edit_shows_the_message_and_changes_nothing(admin_client_for, configurer, org):
+    group = live(org, configurer, "Running", targets=with_subs("Running spend"))
+    client = admin_client_for(configurer)
+    data = rendered_post_data(client.get(f"{HOME}{group.pk}/change/"))
+    data.update({"targets-0-kpi": "quantity", "targets-0-value": "9"})
+    page = client.post(f"{HOME}{group.pk}/change/", data)
+    assert "percentage sub-targets are only for gross and net sales" in page_text(page)
+    target = group.targets.get()
+    assert (target.kpi, target.value) == ("gross_sales", Decimal("1000"))
+    assert not AuditEntry.objects.filter(object_id=group.pk, action="update").exists()
+
+
+# --- view -----------------------------------------------------------------------------------
+
+
+def test_view_configuration_tab_shows_details_cycles_enrolment_and_targets(admin_client_for, configurer, org):  # fmt: skip
+    StoreFactory(organisation=org, code="S9", zone="North")
+    today = org_today(org)
+    group = make_group(org, configurer, "Quarterly", start=today, end=today + timedelta(days=200),
+                       cycle={"type": "fixed_calendar", "frequency": "monthly", "count": 2},
+                       targets=[{"name": "Quarterly spend", "kpi": "net_sales", "value": Decimal("5000"),
+                                 "scope": {"stores": ["S9"]}, "rule": "currentTxn.value >= 100",
+                                 "period_values": {"P2": Decimal("6000")},
+                                 "sub_targets": [{"name": "Fifth", "criteria": "percentage", "value": Decimal("20")}]}])  # fmt: skip
+    text = page_text(admin_client_for(configurer).get(f"{HOME}{group.pk}/view/"))
+    for expected in ("Milestone details", "Fixed calendar window", "Monthly", "Quarterly P1",
+                     "Quarterly P2", "All customers", "Net sales", "5000", "Stores: S9",
+                     "currentTxn.value &gt;= 100", "Fifth: 20% of the target (1000)",
+                     "Quarterly P2 = 6000"):  # fmt: skip
+        assert expected in text, expected
+    p1 = group.periods.get(ordinal=1)
+    assert p1.start.strftime("%d %b %Y") in text and p1.end.strftime("%d %b %Y") in text
+
+
+def test_view_information_tab_shows_ids_and_who_created_it(admin_client_for, configurer, org):
+    group = live(org, configurer, "Info", unified="all", targets=[
+        {"name": "Info A", "kpi": "gross_sales", "value": Decimal("1")},
+        {"name": "Info B", "kpi": "quantity", "value": Decimal("2")},
+    ])  # fmt: skip
+    text = page_text(admin_client_for(configurer).get(f"{HOME}{group.pk}/view/", {"tab": "information"}))  # fmt: skip
+    assert f"<td>{group.pk}</td>" in text
+    for target in group.targets.all():
+        assert f"{target.name}: {target.pk}" in text
+    assert "alice (configurer)" in text
+    assert "Info A" not in text.split("Target IDs")[0]  # the configuration tab is not shown
+
+
+def test_view_history_tab_lists_the_audit_rows(admin_client_for, configurer, org):
+    group = live(org, configurer, "Audited")
+    target_group_set_active(target_group=group, active=False, user=configurer)
+    client = admin_client_for(configurer)
+    text = page_text(client.get(f"{HOME}{group.pk}/view/", {"tab": "history"}))
+    assert "<td>create</td>" in text and "<td>deactivate</td>" in text
+    assert "is_active: True → False" in text
+    # the admin's own history link leads to the same rows
+    assert client.get(f"{HOME}{group.pk}/history/")["Location"].endswith("?tab=history")
+
+
+def test_the_view_page_deactivates_and_refuses_to_reactivate_an_ended_one(admin_client_for, configurer, org):  # fmt: skip
+    group, old = live(org, configurer, "Running"), ended(org, configurer, "Over", active=False)
+    client = admin_client_for(configurer)
+    client.post(f"{HOME}{group.pk}/set-active/", {"active": "0"})
+    group.refresh_from_db()
+    assert not group.is_active
+    response = client.post(f"{HOME}{old.pk}/set-active/", {"active": "1"}, follow=True)
+    old.refresh_from_db()
+    assert not old.is_active
+    assert "Over: An ended milestone cannot be re-activated." in messages_of(response)
+    assert client.get(f"{HOME}{group.pk}/set-active/").status_code == 405
+
+
+# --- roles and organisations ----------------------------------------------------------------
+
+
+def config_urls(group):
+    return [HOME, ADD, ADD + "?scratch=1", f"{HOME}{group.pk}/view/", f"{HOME}{group.pk}/change/",
+            f"{HOME}{group.pk}/clone/", f"{HOME}{group.pk}/save-as-template/",
+            "/admin/milestones/template/", "/admin/milestones/auditentry/"]  # fmt: skip
+
+
+def test_member_care_cannot_reach_the_configuration_screens(admin_client_for, configurer, member_care, org):  # fmt: skip
+    group = live(org, configurer, "Private")
+    client = admin_client_for(member_care)
+    for url in config_urls(group):
+        assert client.get(url).status_code == 403, url
+    assert client.post(f"{HOME}{group.pk}/set-active/", {"active": "0"}).status_code == 403
+    assert client.post(ADD + "?scratch=1", scratch_post(org, name="Sneaky")).status_code == 403
+    run_action(client, "deactivate", [group], follow=False)
+    group.refresh_from_db()
+    assert group.is_active and not TargetGroup.objects.filter(name="Sneaky").exists()
+    index = page_text(client.get("/admin/"))
+    assert "targetgroup" not in index and "Milestones (target groups)" not in index
+
+
+def test_integration_accounts_are_sent_to_the_login_page(admin_client_for, configurer, integration, org):  # fmt: skip
+    group = live(org, configurer, "Private")
+    client = admin_client_for(integration)
+    for url in config_urls(group):
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+
+
+def test_another_organisations_milestone_never_shows(admin_client_for, configurer, other_configurer, other_org):  # fmt: skip
+    theirs = live(other_org, other_configurer, "Globex plan")
+    client = admin_client_for(configurer)
+    assert "Globex plan" not in page_text(client.get(HOME))
+    for suffix in ("view/", "change/", "clone/", "save-as-template/"):
+        response = client.get(f"{HOME}{theirs.pk}/{suffix}")
+        assert response.status_code == 404, suffix
+        assert "Globex plan" not in page_text(response)
+    assert client.post(f"{HOME}{theirs.pk}/set-active/", {"active": "0"}).status_code == 404
+    assert client.post(f"{HOME}{theirs.pk}/clone/", {"name": "Stolen", "enrolment_mode": "all_customers"}).status_code == 404  # fmt: skip
+    run_action(client, "deactivate", [theirs])
+    theirs.refresh_from_db()
+    assert theirs.is_active and not TargetGroup.objects.filter(name="Stolen").exists()
+
+
+def test_a_milestone_achieved_source_can_only_be_one_of_my_own(admin_client_for, configurer, other_configurer, org, other_org):  # fmt: skip
+    mine, theirs = live(org, configurer, "Mine"), live(other_org, other_configurer, "Theirs")
+    page = admin_client_for(configurer).get(ADD, {"scratch": 1})
+    choices = [str(label) for _, label in page.context["formset"].forms[0].fields["source_target_group"].choices]  # fmt: skip
+    assert "Mine" in choices and "Theirs" not in choices
+    assert mine and theirs
+
+
+def test_templates_list_built_ins_and_our_own_only(admin_client_for, configurer, other_org):
+    Template.objects.create(organisation=other_org, name="Globex template", payload={})
+    text = page_text(admin_client_for(configurer).get("/admin/milestones/template/"))
+    assert "Boost customer spend" in text and "Catalyze product sales" in text
+    assert "Globex template" not in text
+    assert "Use this template" in text
+
+
+def test_the_audit_trail_is_scoped_to_the_organisation(admin_client_for, configurer, other_configurer, org, other_org):  # fmt: skip
+    live(org, configurer, "Ours")
+    live(other_org, other_configurer, "Theirs")
+    text = page_text(admin_client_for(configurer).get("/admin/milestones/auditentry/"))
+    assert "Ours" in text and "Theirs" not in text
+
+
+def test_operations_see_every_organisation_and_the_status_filter_uses_each_timezone(client, configurer, other_configurer, org, other_org):  # fmt: skip
+    from milestones.models import User
+
+    live(org, configurer, "Acme now")
+    ended(other_org, other_configurer, "Globex past")
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "ops-pass-1234"))
+    names = ["Acme now", "Globex past"]
+    assert listed_names(client.get(HOME), names) == set(names)
+    assert listed_names(client.get(HOME, {"status": "ended"}), names) == {"Globex past"}
+    assert listed_names(client.get(HOME, {"status": "live", "_facets": "1"}), names) == {"Acme now"}  # fmt: skip
+    # an operations account has no organisation to create milestones in
+    response = client.get(ADD, follow=True)
+    assert any("belongs to no organisation" in m for m in messages_of(response))
