@@ -128,10 +128,10 @@ class ActivitiesView(APIView):
         if not serializer.is_valid():
             errors = serializer.errors
             if many:
-                return Response(
-                    {"activities": [f"item {i}: {e}" for i, e in enumerate(errors) if e]},
-                    status=400,
-                )
+                pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
+                items = {str(i): e for i, e in pairs if e}
+                messages = [f"item {i}: {_flatten(e)}" for i, e in items.items()]
+                return Response({"activities": messages, "items": items}, status=400)
             return Response(errors, status=400)
         items = serializer.validated_data if many else [serializer.validated_data]
         result = ingest.activities_ingest(organisation=request.user.organisation, items=items)
@@ -144,6 +144,14 @@ class ActivitiesView(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _flatten(errors, prefix="") -> str:
+    if isinstance(errors, dict):
+        return "; ".join(_flatten(v, f"{prefix}{k}.") for k, v in errors.items())
+    if isinstance(errors, list):
+        return "; ".join(_flatten(v, prefix) for v in errors)
+    return f"{prefix.rstrip('.')}: {errors}" if prefix else str(errors)
 
 
 class CustomerMilestonesView(APIView):

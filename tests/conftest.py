@@ -4,13 +4,39 @@ Permission and isolation tests are then one line: `api(member_care).post(...)`,
 `api(other_configurer).get(...)`.
 """
 
+import os
+import tempfile
+
 import pytest
 from rest_framework.test import APIClient
 
 from milestones.models import Role
+from milestones_site.celery import app as celery_app
 from tests.factories import OrganisationFactory, UserFactory
 
 PASSWORD = "pass-1234-word"
+
+
+def _private_broker_namespace() -> None:
+    """Each test run talks to the real broker in its own namespace, so two runs on one
+    machine (or a stale message from an earlier run) never take each other's tasks."""
+    options = dict(celery_app.conf.broker_transport_options or {})
+    if celery_app.conf.broker_url.startswith("filesystem://"):
+        folder = tempfile.mkdtemp(prefix="milestones-broker-")
+        for key, sub in (
+            ("data_folder_in", "queue"),
+            ("data_folder_out", "queue"),
+            ("processed_folder", "processed"),
+            ("control_folder", "control"),
+        ):
+            os.makedirs(os.path.join(folder, sub), exist_ok=True)
+            options[key] = os.path.join(folder, sub)
+    else:
+        options["global_keyprefix"] = f"test-{os.getpid()}:"
+    celery_app.conf.broker_transport_options = options
+
+
+_private_broker_namespace()
 
 
 @pytest.fixture
