@@ -23,7 +23,7 @@ from milestones.permissions import ALL_ROLES
 from . import audiences, services
 from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
 from .importing.jobs import import_job_create
-from .importing.spec import cycle_keys, max_bytes, msg_too_big
+from .importing.spec import RowsRefused, cycle_keys, max_bytes, msg_too_big
 from .models import AudienceGroup, AudienceKind, Customer, Enrolment, ImportJob
 from .selectors import audience_list_identifiers
 
@@ -166,6 +166,17 @@ class AudienceGroupIn(serializers.Serializer):
     skip_bad_rows = serializers.BooleanField(required=False, default=False)
 
 
+def _rows_refused(refused: RowsRefused) -> Response:
+    return Response(
+        {
+            "detail": f"The file has {refused.count} problems; nothing was saved.",
+            "error_count": refused.count,
+            "errors": refused.errors,
+        },
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
 class AudienceGroupViewSet(
     OrgScopedMixin,
     mixins.ListModelMixin,
@@ -225,15 +236,19 @@ class AudienceGroupViewSet(
                 filter_def = json.loads(filter_def)
             except ValueError:
                 raise ValidationError({"filter": ["The filter is not valid JSON."]})
+        try:
+            customer_ids = (
+                self._list_customers(request, values) if kind == AudienceKind.LIST else None
+            )
+        except RowsRefused as refused:
+            return _rows_refused(refused)
         group = audiences.audience_group_create(
             organisation=request.user.organisation,
             name=values["name"],
             kind=kind,
             description=values.get("description", ""),
             user=request.user,
-            customer_ids=self._list_customers(request, values)
-            if kind == AudienceKind.LIST
-            else None,
+            customer_ids=customer_ids,
             filter=filter_def,
             sources=values.get("sources"),
         )
@@ -255,9 +270,11 @@ class AudienceGroupViewSet(
         if "file" in request.FILES:
             values["file"] = request.FILES["file"]
         values["skip_bad_rows"] = _bool(values.get("skip_bad_rows"), False)
-        audiences.audience_list_add(
-            audience_group=group, customer_ids=self._list_customers(request, values)
-        )
+        try:
+            customer_ids = self._list_customers(request, values)
+        except RowsRefused as refused:
+            return _rows_refused(refused)
+        audiences.audience_list_add(audience_group=group, customer_ids=customer_ids)
         return Response(AudienceGroupOut(self.get_queryset().get(pk=group.pk)).data)
 
     @extend_schema(request=None, responses={200: AudienceGroupOut})

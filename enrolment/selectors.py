@@ -44,17 +44,16 @@ def audience_list_identifiers(
 ) -> list[int]:
     """Customer ids of an audience list CSV (an identifier column; other columns ignored).
 
-    Malformed or unknown identifiers and duplicates are reported by row (ValidationError
-    {"errors": [{"row", "column", "message"}]}) unless `skip_bad_rows`.
+    Malformed or unknown identifiers and duplicates are reported by row (RowsRefused with
+    [{"row", "column", "message"}]) unless `skip_bad_rows`.
     """
-    from django.core.exceptions import ValidationError
-
     from .importing.checks import ErrorSink, batched
     from .importing.reader import CsvStream
     from .importing.spec import (
         MSG_NO_ROWS,
         FileRefused,
         RowError,
+        RowsRefused,
         identifier_error,
         max_bytes,
         msg_duplicate,
@@ -86,18 +85,19 @@ def audience_list_identifiers(
         total = 0
         for batch in batched(rows, 2000):
             good: list[tuple[int, str]] = []
+            found: list[RowError] = []
             for rowno, cells, problem in batch:
                 total += 1
                 if problem is not None or index >= len(cells):
-                    sink.add(RowError(rowno, "", problem or "This row has no identifier cell."))
+                    found.append(RowError(rowno, "", problem or "This row has no identifier cell."))
                     continue
                 message = identifier_error(identifier_type, cells[index])
                 if message:
-                    sink.add(RowError(rowno, identifier_column, message))
+                    found.append(RowError(rowno, identifier_column, message))
                     continue
                 value = normalise(identifier_type, cells[index])
                 if value in first:
-                    sink.add(
+                    found.append(
                         RowError(
                             rowno,
                             identifier_column,
@@ -117,13 +117,15 @@ def audience_list_identifiers(
                 if value in known:
                     ids.append(known[value])
                 else:
-                    sink.add(
+                    found.append(
                         RowError(rowno, identifier_column, msg_unknown(identifier_type, value))
                     )
+            for error in sorted(found, key=lambda e: e.row):
+                sink.add(error)
         if total == 0:
             raise FileRefused([RowError(0, "", MSG_NO_ROWS)])
     except FileRefused as refused:
-        raise ValidationError({"errors": [e.as_dict() for e in refused.errors]})
+        raise RowsRefused([e.as_dict() for e in refused.errors], len(refused.errors)) from None
     if sink.count and not skip_bad_rows:
-        raise ValidationError({"errors": sink.items})
+        raise RowsRefused(sink.items, sink.count)
     return ids

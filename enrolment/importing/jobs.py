@@ -126,6 +126,9 @@ def import_job_run(*, import_id: int) -> ImportJob | None:
     def progress(done: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(processed=done)
 
+    notified_before = EnrolmentNotification.objects.filter(
+        target_group=job.target_group, source=EnrolmentSource.CUSTOM_LIST
+    ).count()
     try:
         if job.size > max_bytes():
             raise FileRefused([RowError(0, "", msg_too_big(job.size))])
@@ -145,11 +148,12 @@ def import_job_run(*, import_id: int) -> ImportJob | None:
     if counts is None:  # errors found and bad rows not to be skipped: nothing written
         _finish(job, ImportStatus.FAILED, sink)
         return job
-    notifications = EnrolmentNotification.objects.filter(
-        target_group=job.target_group,
-        source=EnrolmentSource.CUSTOM_LIST,
-        created_at__gte=job.started_at,
-    ).count()
+    notifications = (
+        EnrolmentNotification.objects.filter(
+            target_group=job.target_group, source=EnrolmentSource.CUSTOM_LIST
+        ).count()
+        - notified_before
+    )
     _finish(job, ImportStatus.DONE, sink, notifications=notifications, **counts)
     return job
 

@@ -47,6 +47,15 @@ class FileRefused(Exception):
         self.errors = errors
 
 
+class RowsRefused(Exception):
+    """Rows of a synchronous upload are bad: `errors` [{"row", "column", "message"}]."""
+
+    def __init__(self, errors: list[dict], count: int):
+        super().__init__(f"{count} problems in the file")
+        self.errors = errors
+        self.count = count
+
+
 @dataclass(frozen=True)
 class ValueColumn:
     index: int
