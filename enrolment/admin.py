@@ -195,6 +195,7 @@ class ImportJobAdmin(ImportMixin, OrgScopedAdmin):
     files); "Add" = a background import for any file up to 25 MB, with a progress bar."""
 
     resource_classes = [CustomListResource]
+    skip_admin_log = True  # rows are customers and values, not ImportJob objects
     import_form_class = CustomListImportForm
     confirm_form_class = CustomListConfirmForm
     form = ImportJobForm
@@ -222,12 +223,6 @@ class ImportJobAdmin(ImportMixin, OrgScopedAdmin):
         if obj is None:
             return [*ImportJobForm.Meta.fields, "mapping"]
         return [f.name for f in ImportJob._meta.fields if f.name not in ("id", "organisation")]
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is not None:
-            return super().get_form(request, obj, **kwargs)
-        form = super().get_form(request, obj, form=ImportJobForm, fields=None, **kwargs)
-        return form
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "target_group":

@@ -1,0 +1,125 @@
+"""The admin's custom-list upload: django-import-export preview (errors shown), then confirm;
+and the background upload with its progress bar."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from enrolment.models import Customer, CustomerTargetValue, Enrolment, ImportJob
+from enrolment.selectors import target_value_for
+
+pytestmark = pytest.mark.django_db
+
+IMPORT_URL = "/admin/enrolment/importjob/import/"
+CONFIRM_URL = "/admin/enrolment/importjob/process_import/"
+
+
+@pytest.fixture
+def group(make_group):
+    return make_group("Admin B2B", per_customer=True)
+
+
+def preview(client, group, text, **options):
+    data = {
+        "format": "0",
+        "import_file": SimpleUploadedFile("list.csv", text.encode(), content_type="text/csv"),
+        "target_group": group.id,
+        "identifier_type": "mobile",
+        "identifier_column": "",
+        "mapping": "",
+        "send_trigger": "on",
+        "create_customers": "on",
+        **options,
+    }
+    return client.post(IMPORT_URL, data)
+
+
+def hidden_inputs(html: str) -> dict:
+    fields = {}
+    for tag in re.findall(r"<input[^>]*type=\"hidden\"[^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name.group(1)] = (value.group(1) if value else "").replace("&quot;", '"')
+    return fields
+
+
+def test_preview_shows_every_bad_row_and_offers_no_confirmation(
+    admin_client_for, configurer, group
+):
+    client = admin_client_for(configurer)
+    page = client.get(IMPORT_URL)
+    assert page.status_code == 200 and b"target_group" in page.content
+    response = preview(client, group, "mobile,P1,P2\n9000000001,5,6\nabc,-1,7\n")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Row 3: &#x27;abc&#x27; is not a mobile number: it has no digits." in html
+    assert "Row 3: &#x27;-1&#x27; is negative: target values cannot be negative." in html
+    assert 'action="/admin/enrolment/importjob/process_import/"' not in html
+    assert not Customer.objects.exists() and not CustomerTargetValue.objects.exists()
+
+
+def test_preview_then_confirm_writes_the_values(admin_client_for, configurer, group):
+    client = admin_client_for(configurer)
+    response = preview(client, group, "mobile,P1,P2\n9000000001,5,\n9000000002,7,8\n")
+    html = response.content.decode()
+    assert 'action="/admin/enrolment/importjob/process_import/"' in html
+    assert not Customer.objects.exists()  # the preview is a dry run
+    confirm = hidden_inputs(html)
+    confirm.pop("csrfmiddlewaretoken", None)
+    response = client.post(CONFIRM_URL, confirm)
+    assert response.status_code == 302, response.content[:2000]
+    target = group.targets.get()
+    first = Customer.objects.get(mobile="9000000001")
+    assert target_value_for(target=target, customer_id=first.id, cycle_ordinal=1) == Decimal(5)
+    assert target_value_for(target=target, customer_id=first.id, cycle_ordinal=2) == Decimal(100)
+    assert Enrolment.objects.filter(target_group=group, is_active=True).count() == 2
+    job = ImportJob.objects.get()
+    assert (job.method, job.status, job.newly_enrolled, job.total) == ("admin", "done", 2, 2)
+
+
+def test_skip_bad_rows_lets_the_admin_confirm_the_good_rows(admin_client_for, configurer, group):
+    client = admin_client_for(configurer)
+    response = preview(client, group, "mobile,P1\n9000000001,5\nabc,6\n", skip_bad_rows="on")
+    confirm = hidden_inputs(response.content.decode())
+    confirm.pop("csrfmiddlewaretoken", None)
+    assert client.post(CONFIRM_URL, confirm).status_code == 302
+    assert list(Customer.objects.values_list("mobile", flat=True)) == ["9000000001"]
+
+
+def test_a_bad_header_is_shown_in_the_preview(admin_client_for, configurer, group):
+    response = preview(admin_client_for(configurer), group, "mobile,bonus\n9000000001,5\n")
+    assert "The column &#x27;bonus&#x27; is not mapped" in response.content.decode()
+    assert not Customer.objects.exists()
+
+
+def test_background_upload_shows_its_progress_in_the_list(
+    admin_client_for, configurer, group, eager, django_capture_on_commit_callbacks
+):
+    client = admin_client_for(configurer)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/enrolment/importjob/add/",
+            {
+                "target_group": group.id,
+                "file": SimpleUploadedFile("big.csv", b"mobile,P1\n9000000001,5\n9000000002,6\n"),
+                "identifier_type": "mobile",
+                "identifier_column": "",
+                "mapping": "",
+                "send_trigger": "on",
+                "create_customers": "on",
+            },
+        )
+    assert response.status_code == 302, response.content[:3000]
+    job = ImportJob.objects.get()
+    assert (job.status, job.processed, job.total) == ("done", 2, 2)
+    listing = client.get("/admin/enrolment/importjob/").content.decode()
+    assert '<progress value="2" max="2"></progress> 2 / 2' in listing
+    detail = client.get(f"/admin/enrolment/importjob/{job.id}/change/")
+    assert detail.status_code == 200 and b"big.csv" in detail.content
+
+
+def test_member_care_cannot_import(admin_client_for, member_care):
+    assert admin_client_for(member_care).get(IMPORT_URL).status_code == 403
