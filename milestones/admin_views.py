@@ -314,7 +314,11 @@ class TargetGroupScreens:
                 per_customer_cycles=group.cycle_type
                 in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT),
                 targets=targets,
-                enrolment=enrolment_summary(group),
+                enrolment=[
+                    (key.replace("_", " ").capitalize(), value)
+                    for key, value in enrolment_summary(group).items()
+                    if key != "mode"
+                ],
                 created_at=timezone.localtime(group.created_at, tz),
                 org_timezone=group.organisation.timezone,
                 audit=audit,

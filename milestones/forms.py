@@ -656,7 +656,7 @@ FORM_KEYS = {
     "enrolment": "enrolment_mode",
     "enrolment_mode": "enrolment_mode",
 }
-TARGET_MESSAGE = re.compile(r"^Target (\d+) ")
+TARGET_MESSAGE = re.compile(r"^Target (\d+)\b")
 
 
 def apply_service_errors(

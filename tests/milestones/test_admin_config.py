@@ -234,9 +234,10 @@ def test_duration_filter_keeps_milestones_inside_the_dates(admin_client_for, con
     assert listed_names(page, ["Inside", "Starts early", "Ends late"]) == {"Inside"}
     only_start = client.get(HOME, {"starts_after": (today + timedelta(days=5)).isoformat()})
     assert listed_names(only_start, ["Inside", "Starts early", "Ends late"]) == {"Inside", "Ends late"}  # fmt: skip
-    # the filter shows the chosen dates back, and a bad date does not crash the page
+    # the filter shows the chosen dates back; a bad date is the admin's "?e=1", not a crash
     assert f'value="{(today + timedelta(days=5)).isoformat()}"' in page_text(page)
-    assert client.get(HOME, {"starts_after": "not-a-date"}).status_code in (200, 302)
+    bad = client.get(HOME, {"starts_after": "not-a-date"})
+    assert bad.status_code == 302 and bad["Location"].endswith("?e=1")
 
 
 def test_kpi_filter_matches_any_target_of_the_milestone(admin_client_for, configurer, org):
@@ -759,3 +760,65 @@ def test_operations_see_every_organisation_and_the_status_filter_uses_each_timez
     # an operations account has no organisation to create milestones in
     response = client.get(ADD, follow=True)
     assert any("belongs to no organisation" in m for m in messages_of(response))
+
+
+@pytest.mark.parametrize("template_name", ["Catalyze product sales", "Boost customer spend"])
+def test_each_built_in_template_creates_a_milestone_once_named_and_dated(admin_client_for, configurer, org, template_name):  # fmt: skip
+    template = Template.objects.get(organisation__isnull=True, name=template_name)
+    client = admin_client_for(configurer)
+    data = rendered_post_data(client.get(ADD, {"template": template.pk}))
+    today = org_today(org)
+    data.update({"name": "From template", "start": today.isoformat(),
+                 "end": (today + timedelta(days=120)).isoformat()})  # fmt: skip
+    response = client.post(ADD, data)
+    assert response.status_code == 302, page_text(response)
+    group = TargetGroup.objects.get(name="From template")
+    payload_target = template.payload["targets"][0]
+    target = group.targets.get()
+    assert (target.kpi, target.entity, target.rule) == (
+        payload_target["kpi"], payload_target["entity"], payload_target["rule"])  # fmt: skip
+    assert group.periods.count() == template.payload["cycle"]["count"]
+    assert target.sub_targets.count() == len(payload_target["sub_targets"])
+
+
+# --- the form helpers -----------------------------------------------------------------------
+
+
+def test_service_messages_land_next_to_what_they_are_about(org):
+    from django.core.exceptions import ValidationError
+
+    from milestones.forms import MilestoneForm, TargetForm, apply_service_errors
+
+    form = MilestoneForm({"name": "X"}, organisation=org)
+    form.is_valid()
+    targets = [TargetForm({}, organisation=org, prefix=f"t{i}") for i in range(2)]
+    for t in targets:
+        t.is_valid()
+    left = apply_service_errors(ValidationError({
+        "cycle": ["Bad cycle."], "enrolment": ["Bad enrolment."], "till_code": ["Unknown till."],
+        "targets": ["Target 2: no target with id 9 in this milestone.", "The target name 'a' is used twice."],
+        "non_field_errors": ["Only a Live or Upcoming milestone can be cloned."], "other": ["Odd."],
+    }), form, targets)  # fmt: skip
+    assert "Bad cycle." in form.errors["cycle_type"]
+    assert "Bad enrolment." in form.errors["enrolment_mode"]
+    assert form.errors["till"] == ["Unknown till."]
+    assert form.non_field_errors() == ["Only a Live or Upcoming milestone can be cloned.", "other: Odd."]  # fmt: skip
+    assert targets[1].non_field_errors() == ["Target 2: no target with id 9 in this milestone."]
+    assert targets[0].non_field_errors() == [] and left == ["The target name 'a' is used twice."]
+
+
+def test_periods_and_per_cycle_values_are_parsed_from_lines():
+    from django.core.exceptions import ValidationError
+
+    from milestones.forms import parse_period_values, parse_periods
+
+    assert parse_periods("2026-01-01, 2026-01-10, Sale, part 1\n\n2026-01-11,2026-01-31") == [
+        {"start": date(2026, 1, 1), "end": date(2026, 1, 10), "name": "Sale, part 1"},
+        {"start": date(2026, 1, 11), "end": date(2026, 1, 31)},
+    ]
+    assert parse_period_values("P2 = 1500\nSpring P3: 2000.5") == {
+        "P2": Decimal("1500"), "Spring P3": Decimal("2000.5")}  # fmt: skip
+    with pytest.raises(ValidationError, match="dates must be written YYYY-MM-DD"):
+        parse_periods("01/01/2026, 31/01/2026")
+    with pytest.raises(ValidationError, match="is not a number"):
+        parse_period_values("P2 = lots")
