@@ -212,3 +212,72 @@ class TargetEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.dedupe_key}"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class EvaluationRun(models.Model):
+    """One cycle-end evaluation of one fixed period: planned once (the unique period stops
+    two overlapping runs), then worked in chunks of customers by id range."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    period = models.OneToOneField(Period, on_delete=models.CASCADE, related_name="evaluation_run")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    chunks = models.JSONField(
+        default=list, help_text="[[first customer id, last customer id], ...]"
+    )
+    chunks_done = models.JSONField(default=list)
+    total = models.PositiveIntegerField(default=0, help_text="Enrolled customers to evaluate.")
+    processed = models.PositiveIntegerField(default=0)
+    events_written = models.PositiveIntegerField(default=0)
+    planned_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="Lease: when chunks were last queued."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"evaluation of {self.period_id}: {self.status}"
+
+
+class ReprocessRun(models.Model):
+    """Replaying stored activities for one milestone, with progress for the person waiting."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"reprocess {self.target_group_id}: {self.status}"
+
+
+class GroupAchievement(models.Model):
+    """A customer reached a whole target group in one cycle (every target; for unified groups,
+    ALL or ANY as configured). Feeds the 'milestones achieved' KPI exactly once."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    cycle_ordinal = models.PositiveIntegerField()
+    achieved_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target_group", "customer", "cycle_ordinal"], name="group_achievement_once"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} reached {self.target_group_id} C{self.cycle_ordinal}"

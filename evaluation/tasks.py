@@ -54,3 +54,35 @@ def track_sweep_pending(older_than_seconds: int = 30, limit: int = 10000) -> int
     )
     queue_tracking(ids)
     return len(ids)
+
+
+@shared_task
+def evaluate_plan() -> int:
+    """Beat only plans: create the due runs and queue their chunks."""
+    from .cycle_end import evaluate_cycles
+
+    summary = evaluate_cycles(inline=False)
+    _after_evaluation(summary.event_ids)
+    return summary.runs
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def evaluate_chunk(run_id: int, lo: int, hi: int) -> int:
+    from .cycle_end import evaluation_run_chunk
+
+    ids = evaluation_run_chunk(run_id=run_id, lo=lo, hi=hi)
+    _after_evaluation(ids)
+    return len(ids)
+
+
+def _after_evaluation(event_ids) -> None:
+    from . import hooks
+
+    hooks.run_after_evaluation(event_ids)
+
+
+@shared_task
+def reprocess_milestone(run_id: int) -> None:
+    from .reprocess import reprocess_execute
+
+    reprocess_execute(run_id=run_id)

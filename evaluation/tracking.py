@@ -31,6 +31,7 @@ from .models import (
     Activity,
     ActivityStatus,
     CycleAnchor,
+    GroupAchievement,
     Progress,
     ProgressDay,
     TargetEvent,
@@ -104,6 +105,11 @@ def _track_customer(
     org = customer.organisation
     now = now or timezone.now()
     qs = Activity.objects.filter(id__in=activity_ids, customer_id=customer_id)
+    if reprocess and only_group_id is not None:
+        # Rebuild this customer's state for the milestone from scratch, under the lock.
+        Progress.objects.filter(customer=customer, target__target_group_id=only_group_id).delete()
+        CycleAnchor.objects.filter(customer=customer, target_group_id=only_group_id).delete()
+        GroupAchievement.objects.filter(customer=customer, target_group_id=only_group_id).delete()
     if reprocess:
         activities = list(qs.order_by("occurred_at", "id"))
     else:
@@ -147,6 +153,7 @@ def _track_customer(
     # 3. Fold, in time order.
     for activity, tcfg, c in matches:
         state.apply(activity, tcfg, c)
+    state.group_achievements()
     state.flush(result)
 
 
@@ -172,9 +179,14 @@ class _CustomerState:
         self.closed: set[tuple[int, int]] = set()
         self.dirty: set[tuple[int, int]] = set()
         self.touched_groups: set[int] = set()
+        self.loaded_targets: set[int] = set()
+        self.newly_achieved: list[
+            tuple[int, int]
+        ] = []  # (group id, cycle) with a target just reached
 
     def load(self, matches) -> None:
         target_ids = {t.target.id for _, t, _ in matches}
+        self.loaded_targets |= target_ids
         group_ids = {t.group.group.id for _, t, _ in matches}
         for row in Progress.objects.filter(customer=self.customer, target_id__in=target_ids):
             self.progress[(row.target_id, row.cycle_ordinal)] = row
@@ -232,10 +244,13 @@ class _CustomerState:
         return ordinal + 1, last.achieved_at, None, None
 
     def _is_open(self, tcfg, ordinal, end) -> bool:
-        """A cycle accepts activities until its end plus offset days, and until evaluated."""
+        """A cycle accepts activities until its end plus offset days, and until evaluated
+        (reprocessing rebuilds every cycle; events already sent are never sent again)."""
+        if self.reprocess:
+            return True
         if (tcfg.target.id, ordinal) in self.closed:
             return False
-        if self.reprocess or end is None:
+        if end is None:
             return True
         return self.now < end + timedelta(days=tcfg.group.group.effective_offset_days)
 
@@ -259,14 +274,16 @@ class _CustomerState:
         return row
 
     # --- folding ----------------------------------------------------------------------------
-    def apply(self, activity, tcfg, c: Contribution) -> None:
+    def apply(self, activity, tcfg, c: Contribution, at: datetime | None = None) -> None:
+        """Fold one contribution (from an activity, or derived: `activity` None and `at`)."""
         target = tcfg.target
-        if activity.type == "return" and target.kpi in SALES_KPIS:
+        at = activity.occurred_at if activity is not None else at
+        if activity is not None and activity.type == "return" and target.kpi in SALES_KPIS:
             row = self._original_bill_row(activity, tcfg)
             if row is None:
                 return
         else:
-            cycle = self._cycle(tcfg, activity.occurred_at)
+            cycle = self._cycle(tcfg, at)
             if cycle is None or not self._is_open(tcfg, cycle[0], cycle[2]):
                 return
             row = self._row(tcfg, *cycle)
@@ -289,8 +306,9 @@ class _CustomerState:
         row.achieved = new
         self.dirty.add(key)
         self.touched_groups.add(tcfg.group.group.id)
-        self.contributions.append((activity, key, new - old))
-        self._crossings(tcfg, row, old, new, activity.occurred_at)
+        if activity is not None:
+            self.contributions.append((activity, key, new - old))
+        self._crossings(tcfg, row, old, new, at)
 
     def _original_bill_row(self, activity, tcfg):
         if not activity.bill_number:
@@ -332,6 +350,7 @@ class _CustomerState:
                 )
         if old < defined <= new and row.achieved_at is None:
             row.achieved_at = at
+            self.newly_achieved.append((group.id, row.cycle_ordinal))
             if group.cycle_type == CycleType.TILL_ACHIEVEMENT:
                 row.cycle_end = at
             if self.org.award_when_target_achieved:
@@ -423,7 +442,6 @@ class _CustomerState:
                 ],
                 ignore_conflicts=True,
             )
-        self._unified_events()
         if self.events:
             # Events are only written under the customer's lock, so "not there before" is exact.
             keys = {e.dedupe_key for e in self.events}
@@ -442,37 +460,45 @@ class _CustomerState:
             if row.achieved_at is not None and row.achieved >= row.target_value:
                 result.achieved_targets.add(row.target_id)
 
-    def _unified_events(self) -> None:
-        """Unified target groups: reached in a cycle when ALL (or ANY) of their targets are."""
-        for gid in self.touched_groups:
+    def group_achievements(self) -> None:
+        """Whole target groups reached in a cycle: every target (single tracking) or ALL/ANY of
+        them (unified). Each is recorded once; unified groups send their own achievement event,
+        and 'milestones achieved' targets fed by the group count one more — which may in turn
+        complete their own group (third-level tracking), so this runs until nothing changes."""
+        seen = set()
+        while self.newly_achieved:
+            gid, ordinal = self.newly_achieved.pop(0)
+            if (gid, ordinal) in seen or gid not in self.config.groups:
+                continue
+            seen.add((gid, ordinal))
             gcfg = self.config.groups[gid]
             group = gcfg.group
-            if group.unified_mode == UnifiedMode.NONE or not self.org.award_when_target_achieved:
-                continue
             target_ids = [t.target.id for t in gcfg.targets]
-            ordinals = {o for (t, o) in self.dirty if t in target_ids}
-            rows = {
-                (r.target_id, r.cycle_ordinal): r
-                for r in Progress.objects.filter(customer=self.customer, target_id__in=target_ids)
-            }
-            rows.update({k: v for k, v in self.progress.items() if k[0] in target_ids})
-            for ordinal in ordinals:
-                reached = [
-                    rows.get((t, ordinal)) is not None
-                    and rows[(t, ordinal)].achieved_at is not None
-                    for t in target_ids
-                ]
-                ok = all(reached) if group.unified_mode == UnifiedMode.ALL else any(reached)
-                if not ok:
-                    continue
-                when = max(
-                    r.achieved_at
-                    for r in (rows.get((t, ordinal)) for t in target_ids)
-                    if r and r.achieved_at
-                )
-                any_row = next(
-                    r for r in (rows.get((t, ordinal)) for t in target_ids) if r is not None
-                )
+            missing = [t for t in target_ids if (t, ordinal) not in self.progress]
+            if missing:
+                for row in Progress.objects.filter(
+                    customer=self.customer, target_id__in=missing, cycle_ordinal=ordinal
+                ):
+                    self.progress[(row.target_id, ordinal)] = row
+            rows = [self.progress.get((t, ordinal)) for t in target_ids]
+            reached = [r is not None and r.achieved_at is not None for r in rows]
+            ok = any(reached) if group.unified_mode == UnifiedMode.ANY else all(reached)
+            if not ok:
+                continue
+            when = max(r.achieved_at for r in rows if r is not None and r.achieved_at is not None)
+            if GroupAchievement.objects.filter(
+                target_group=group, customer=self.customer, cycle_ordinal=ordinal
+            ).exists():
+                continue
+            GroupAchievement.objects.create(
+                organisation_id=self.org.id,
+                target_group=group,
+                customer=self.customer,
+                cycle_ordinal=ordinal,
+                achieved_at=when,
+            )
+            any_row = next(r for r in rows if r is not None)
+            if group.unified_mode != UnifiedMode.NONE and self.org.award_when_target_achieved:
                 self.events.append(
                     TargetEvent(
                         organisation_id=self.org.id,
@@ -493,6 +519,33 @@ class _CustomerState:
                         occurred_at=when,
                     )
                 )
+            self._feed_milestones_achieved(gid, when)
+
+    def _feed_milestones_achieved(self, source_gid: int, when: datetime) -> None:
+        consumers = self.config.by_source_group.get(source_gid, [])
+        if not consumers:
+            return
+        groups = {t.group.group.id: t.group.group for t in consumers}
+        enrolled = set(
+            auto_enrol_on_activity(customer=self.customer, target_groups=list(groups.values()))
+        )
+        for tcfg in consumers:
+            if tcfg.group.group.id not in enrolled or when >= tcfg.group.end_at:
+                continue
+            self._ensure_loaded(tcfg)
+            self.apply(None, tcfg, Contribution(Decimal(1)), at=when)
+
+    def _ensure_loaded(self, tcfg) -> None:
+        tid = tcfg.target.id
+        if tid in self.loaded_targets:
+            return
+        self.loaded_targets.add(tid)
+        for row in Progress.objects.filter(customer=self.customer, target_id=tid):
+            self.progress.setdefault((tid, row.cycle_ordinal), row)
+        closed = TargetEvent.objects.filter(
+            customer=self.customer, target_id=tid, type="period_elapsed"
+        )
+        self.closed |= set(closed.values_list("target_id", "cycle_ordinal"))
 
 
 def enrolled_group_ids(customer) -> set[int]:

@@ -10,6 +10,7 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "heartbeat": ("milestones.tasks.record_heartbeat", 60),
     "refresh-filter-audience-groups": ("enrolment.tasks.refresh_filter_audience_groups", 900),
     "track-sweep-pending": ("evaluation.tasks.track_sweep_pending", 60),
+    "evaluate-cycles": ("evaluation.tasks.evaluate_plan", 300),
 }
 
 

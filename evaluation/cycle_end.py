@@ -1,0 +1,298 @@
+"""Cycle-end evaluation: one `period_elapsed` event per enrolled customer, achieved or not.
+
+Fixed periods are planned as one EvaluationRun per period (a unique row, so two planners can
+never start overlapping runs of the same cycle) and worked in chunks of customers by id
+range; each chunk is a single `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per target, so
+running twice, or resuming a killed run, writes exactly one event per customer and cycle.
+Per-customer cycles (cyclic windows, till achievement) are evaluated at their own ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Max, Min, Q
+from django.utils import timezone
+
+from enrolment.models import CustomerTargetValue, Enrolment
+from milestones.cycles import cyclic_window
+from milestones.models import CycleType, Period, TargetGroup
+
+from .models import CycleAnchor, EvaluationRun, Progress, RunStatus, TargetEvent
+
+CHUNK_SPAN = 20_000  # customer ids per chunk
+REQUEUE_AFTER = timedelta(minutes=10)
+
+
+@dataclass
+class EvaluationSummary:
+    runs: int = 0
+    chunks: int = 0
+    events: int = 0
+    event_ids: list = field(default_factory=list)
+
+
+def due_periods(*, as_of: datetime):
+    """Fixed periods of active milestones whose end plus offset days has passed, not yet evaluated."""
+    candidates = (
+        Period.objects.filter(ends_at__lte=as_of, target_group__is_active=True)
+        .exclude(evaluation_run__status=RunStatus.DONE)
+        .select_related("target_group__organisation")
+    )
+    return [
+        p
+        for p in candidates
+        if p.ends_at + timedelta(days=p.target_group.effective_offset_days) <= as_of
+    ]
+
+
+def evaluation_plan(*, as_of: datetime) -> list[EvaluationRun]:
+    """Create (once) the run of every due period; return the runs not finished yet."""
+    runs = []
+    for period in due_periods(as_of=as_of):
+        group = period.target_group
+        span = Enrolment.objects.filter(target_group=group, is_active=True).aggregate(
+            lo=Min("customer_id"), hi=Max("customer_id")
+        )
+        chunks = []
+        if span["lo"] is not None:
+            lo = span["lo"]
+            while lo <= span["hi"]:
+                chunks.append([lo, min(lo + CHUNK_SPAN - 1, span["hi"])])
+                lo += CHUNK_SPAN
+        total = Enrolment.objects.filter(target_group=group, is_active=True).count()
+        run, _ = EvaluationRun.objects.get_or_create(
+            period=period,
+            defaults={
+                "organisation_id": group.organisation_id,
+                "target_group": group,
+                "chunks": chunks,
+                "total": total,
+            },
+        )
+        if run.status != RunStatus.DONE:
+            if not run.chunks:
+                _finish_if_complete(run.id)
+                run.refresh_from_db()
+            if run.status != RunStatus.DONE:
+                runs.append(run)
+    return runs
+
+
+def _triggers_sql() -> str:
+    where = (
+        "se.organisation_id = %s AND se.customer_id = e.customer_id AND se.target_id = %s "
+        "AND se.cycle_ordinal = %s AND se.type = 'sub_target_achieved'"
+    )
+    if connection.vendor == "postgresql":
+        return (
+            "COALESCE((SELECT jsonb_agg(st.name ORDER BY st.value) FROM evaluation_targetevent se "
+            f"JOIN milestones_subtarget st ON st.id = se.sub_target_id WHERE {where}), '[]'::jsonb)"
+        )
+    return (
+        "(SELECT json_group_array(name) FROM (SELECT st.name AS name FROM evaluation_targetevent se "
+        f"JOIN milestones_subtarget st ON st.id = se.sub_target_id WHERE {where} ORDER BY st.value))"
+    )
+
+
+def evaluation_run_chunk(
+    *, run_id: int, lo: int, hi: int, now: datetime | None = None
+) -> list[int]:
+    """Write the period_elapsed events of customers lo..hi of a run; idempotent."""
+    now = now or timezone.now()
+    run = (
+        EvaluationRun.objects.select_related("period", "target_group__organisation")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None or [lo, hi] in run.chunks_done:
+        return []
+    period, group = run.period, run.target_group
+    occurred = period.ends_at + timedelta(days=group.effective_offset_days)
+    adapt = connection.ops.adapt_datetimefield_value
+    ids: list[int] = []
+    with transaction.atomic():
+        if run.status == RunStatus.PENDING:
+            EvaluationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+                status=RunStatus.RUNNING
+            )
+        for target in group.targets.all():
+            default = target.value_for_cycle(period.ordinal)
+            sql = f"""
+                INSERT INTO evaluation_targetevent (organisation_id, type, dedupe_key, customer_id, target_group_id,
+                    target_id, sub_target_id, cycle_ordinal, period_name, achieved, defined, milestone_triggers,
+                    milestone_value_defined, is_target_achieved_event, occurred_at, created_at, consumed_at)
+                SELECT %s, 'period_elapsed', %s || CAST(e.customer_id AS TEXT) || %s, e.customer_id, %s,
+                    %s, NULL, %s, %s, COALESCE(p.achieved, 0), COALESCE(p.target_value, v.value, %s),
+                    {_triggers_sql()}, NULL, FALSE, %s, %s, NULL
+                FROM enrolment_enrolment e
+                LEFT JOIN evaluation_progress p
+                    ON p.customer_id = e.customer_id AND p.target_id = %s AND p.cycle_ordinal = %s
+                LEFT JOIN enrolment_customertargetvalue v
+                    ON v.customer_id = e.customer_id AND v.target_id = %s AND v.cycle_ordinal = %s
+                WHERE e.target_group_id = %s AND e.is_active AND e.customer_id BETWEEN %s AND %s
+                ON CONFLICT (organisation_id, dedupe_key) DO NOTHING
+                RETURNING id
+            """
+            params = [
+                group.organisation_id, f"period_elapsed:{target.id}:", f":{period.ordinal}", group.id,
+                target.id, period.ordinal, period.name, str(default),
+                group.organisation_id, target.id, period.ordinal,
+                adapt(occurred), adapt(now),
+                target.id, period.ordinal, target.id, period.ordinal,
+                group.id, lo, hi,
+            ]  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                ids.extend(row[0] for row in cursor.fetchall())
+        customers = Enrolment.objects.filter(
+            target_group=group, is_active=True, customer__id__range=(lo, hi)
+        ).count()
+        locked = EvaluationRun.objects.select_for_update().get(pk=run.pk)
+        if [lo, hi] not in locked.chunks_done:
+            locked.chunks_done = [*locked.chunks_done, [lo, hi]]
+            locked.processed += customers
+            locked.events_written += len(ids)
+            locked.save(update_fields=["chunks_done", "processed", "events_written"])
+    _finish_if_complete(run.id)
+    return ids
+
+
+def _finish_if_complete(run_id: int) -> None:
+    with transaction.atomic():
+        run = EvaluationRun.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.DONE and all(c in run.chunks_done for c in run.chunks):
+            run.status = RunStatus.DONE
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+
+
+def evaluate_per_customer_cycles(*, as_of: datetime, now: datetime | None = None) -> list[int]:
+    """Cyclic windows and till-achievement cycles end per customer: evaluate those due."""
+    now = now or timezone.now()
+    events: list[TargetEvent] = []
+    groups = TargetGroup.objects.filter(
+        is_active=True, cycle_type__in=[CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT]
+    ).select_related("organisation")
+    for group in groups:
+        offset = timedelta(days=group.effective_offset_days)
+        targets = list(group.targets.all())
+        enrolled = set(
+            Enrolment.objects.filter(target_group=group, is_active=True).values_list(
+                "customer_id", flat=True
+            )
+        )
+        progress = {
+            (p.target_id, p.customer_id, p.cycle_ordinal): p
+            for p in Progress.objects.filter(target__in=targets)
+        }
+        custom = {
+            (v.target_id, v.customer_id, v.cycle_ordinal): v.value
+            for v in CustomerTargetValue.objects.filter(target__in=targets)
+        }
+        due = []  # (customer_id, ordinal, end)
+        if group.cycle_type == CycleType.CYCLIC:
+            for customer_id, anchor in CycleAnchor.objects.filter(target_group=group).values_list(
+                "customer_id", "anchor_at"
+            ):
+                for k in range(1, (group.cycle_count or 0) + 1):
+                    end = cyclic_window(anchor, group.cycle_frequency, group.cycle_days, k)[1]
+                    if end + offset <= as_of:
+                        due.append((customer_id, k, end, None))
+        else:
+            from milestones.cycles import day_start
+
+            group_end = day_start(group.end + timedelta(days=1), group.organisation.tzinfo)
+            for (target_id, customer_id, ordinal), p in progress.items():
+                end = p.cycle_end or group_end
+                if end + offset <= as_of:
+                    due.append((customer_id, ordinal, end, target_id))
+        for customer_id, ordinal, end, only_target in due:
+            if customer_id not in enrolled:
+                continue
+            for target in targets:
+                if only_target is not None and target.id != only_target:
+                    continue
+                p = progress.get((target.id, customer_id, ordinal))
+                defined = (
+                    p.target_value
+                    if p
+                    else custom.get(
+                        (target.id, customer_id, ordinal), target.value_for_cycle(ordinal)
+                    )
+                )
+                events.append(
+                    TargetEvent(
+                        organisation_id=group.organisation_id,
+                        type="period_elapsed",
+                        dedupe_key=f"period_elapsed:{target.id}:{customer_id}:{ordinal}",
+                        customer_id=customer_id,
+                        target_group=group,
+                        target=target,
+                        cycle_ordinal=ordinal,
+                        period_name=f"{group.name} C{ordinal}",
+                        achieved=p.achieved if p else Decimal(0),
+                        defined=defined,
+                        milestone_triggers=_reached_sub_targets(target, customer_id, ordinal),
+                        is_target_achieved_event=False,
+                        occurred_at=end + offset,
+                    )
+                )
+    if not events:
+        return []
+    keys = [e.dedupe_key for e in events]
+    existing = set(
+        TargetEvent.objects.filter(dedupe_key__in=keys).values_list("organisation_id", "dedupe_key")
+    )
+    fresh = [e for e in events if (e.organisation_id, e.dedupe_key) not in existing]
+    TargetEvent.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
+    return list(
+        TargetEvent.objects.filter(
+            dedupe_key__in=[e.dedupe_key for e in fresh], created_at__gte=now - timedelta(seconds=1)
+        ).values_list("id", flat=True)
+    )
+
+
+def _reached_sub_targets(target, customer_id, ordinal) -> list[str]:
+    return list(
+        TargetEvent.objects.filter(
+            target=target,
+            customer_id=customer_id,
+            cycle_ordinal=ordinal,
+            type="sub_target_achieved",
+        )
+        .order_by("sub_target__value")
+        .values_list("sub_target__name", flat=True)
+    )
+
+
+def evaluate_cycles(*, as_of: datetime | None = None, inline: bool = True) -> EvaluationSummary:
+    """Plan every due cycle and evaluate it (inline, or by queueing chunk tasks)."""
+    as_of = as_of or timezone.now()
+    summary = EvaluationSummary()
+    runs = evaluation_plan(as_of=as_of)
+    summary.runs = len(runs)
+    for run in runs:
+        pending = [c for c in run.chunks if c not in run.chunks_done]
+        summary.chunks += len(pending)
+        if inline:
+            for lo, hi in pending:
+                ids = evaluation_run_chunk(run_id=run.id, lo=lo, hi=hi)
+                summary.events += len(ids)
+                summary.event_ids.extend(ids)
+        else:
+            # Lease: only one planner queues a run's chunks within REQUEUE_AFTER.
+            now = timezone.now()
+            lease = Q(queued_at__isnull=True) | Q(queued_at__lt=now - REQUEUE_AFTER)
+            if EvaluationRun.objects.filter(lease, pk=run.pk).update(queued_at=now):
+                from .tasks import evaluate_chunk
+
+                for lo, hi in pending:
+                    evaluate_chunk.delay(run.id, lo, hi)
+    ids = evaluate_per_customer_cycles(as_of=as_of)
+    summary.events += len(ids)
+    summary.event_ids.extend(ids)
+    return summary

@@ -1,0 +1,25 @@
+"""Pages for people, mounted at /care/ (member care, milestone insights, progress of long work)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "care"
+
+urlpatterns = [
+    path("", views.customer_search, name="search"),
+    path(
+        "customers/<int:customer_id>/milestones/",
+        views.customer_milestones_page,
+        name="customer-milestones",
+    ),
+    path(
+        "milestones/<int:group_id>/insights/",
+        views.milestone_insights_page,
+        name="milestone-insights",
+    ),
+    path("milestones/<int:group_id>/imports/", views.milestone_imports_page, name="imports"),
+    path("imports/<int:import_id>/", views.import_progress_page, name="import-progress"),
+    path("runs/<str:kind>/<int:run_id>/", views.run_progress_page, name="run-progress"),
+    path("runs/<str:kind>/<int:run_id>/status/", views.run_status, name="run-status"),
+]

@@ -1,0 +1,443 @@
+"""Pages for people: member care (find a customer, their milestones as a timeline), milestone
+insights, and live progress of long work (custom-list imports, evaluation and reprocessing runs).
+
+Thin views: they check the role, load one object of the user's organisation (another
+organisation's answers 404), call one selector or service and render. Every page here reads;
+the only write is the custom-list upload, which goes through `import_job_create`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from functools import wraps
+
+from django import forms
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from enrolment.importing.jobs import import_job_create
+from enrolment.models import Customer, ImportJob
+from milestones.models import CycleType, EnrolmentMode, Entity, Kpi, Role, TargetGroup, UnifiedMode
+
+from .insights import milestone_insights
+from .selectors import customer_milestones
+
+CARE_ROLES = (Role.MEMBER_CARE, Role.CONFIGURER)
+CONFIG_ROLES = (Role.CONFIGURER,)
+
+EVALUATION_TYPES = {
+    CycleType.FIXED_CALENDAR: "Fixed",
+    CycleType.CUSTOM_PERIODS: "Fixed",
+    CycleType.CYCLIC: "Cyclic",
+    CycleType.TILL_ACHIEVEMENT: "Period agnostic",
+}
+STATUS_LABELS = {"completed": "Completed", "ongoing": "Ongoing", "upcoming": "Upcoming"}
+SEARCH_KINDS = {"any": "Any identifier", "mobile": "Mobile", "email": "Email",
+                "external_id": "External id"}  # fmt: skip
+
+# Long work that shows a progress bar: kind -> (app label, model, unit, summary fields).
+RUN_KINDS = {
+    "evaluation": ("evaluation", "EvaluationRun", "customers",
+                   [("events_written", "Events written")]),
+    "reprocess": ("evaluation", "ReprocessRun", "activities", [("error", "Error")]),
+}  # fmt: skip
+IMPORT_SUMMARY = [
+    ("total", "Rows in the file"),
+    ("newly_enrolled", "Customers enrolled"),
+    ("created_customers", "Customers created"),
+    ("values_written", "Target values written"),
+    ("values_cleared", "Target values cleared"),
+    ("skipped_rows", "Rows skipped"),
+    ("error_count", "Problems found"),
+    ("notifications", "Enrolment notifications"),
+]
+
+
+def role_required(*roles):
+    """Anonymous -> the login page; signed in with another role (or no organisation) -> 403."""
+
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        @never_cache
+        def wrapped(request, *args, **kwargs):
+            if not request.user.has_role(*roles):
+                raise PermissionDenied("Your role does not allow this page.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _page(request, template: str, **context) -> TemplateResponse:
+    """Render inside the admin's frame (header, user tools) without its per-app sidebar."""
+    site = admin.site
+    user = request.user
+    base = {
+        "site_header": site.site_header,
+        "site_title": site.site_title,
+        "site_url": None,
+        "has_permission": user.is_active and user.is_staff,
+        "is_nav_sidebar_enabled": False,
+        "is_popup": False,
+        "is_configurer": user.has_role(Role.CONFIGURER),
+    }
+    return TemplateResponse(request, template, {**base, **context})
+
+
+# --- formatting helpers (what people read) -------------------------------------------------
+
+
+def number(value) -> str:
+    """10000.0000 -> '10,000'; 2500.5 -> '2,500.5'."""
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    if value == value.to_integral_value():
+        return f"{value.quantize(Decimal(1)):,f}"
+    return f"{value.normalize():,f}"
+
+
+def percent(achieved, target) -> Decimal:
+    achieved, target = Decimal(achieved or 0), Decimal(target or 0)
+    if target <= 0:
+        return Decimal(100) if achieved >= target else Decimal(0)
+    return (achieved * 100 / target).quantize(Decimal("0.1"))
+
+
+def day(value) -> str:
+    return f"{value:%d %b %Y}" if value else ""
+
+
+def moment(value: datetime | None, tz) -> str:
+    return f"{value.astimezone(tz):%d %b %Y, %H:%M}" if value else ""
+
+
+def _action_text(action) -> str:
+    """An action of the awards ledger as one line; the ledger's dicts are shown as given."""
+    if not isinstance(action, dict):
+        return str(action)
+    for key in ("summary", "label", "description", "text"):
+        if action.get(key):
+            return str(action[key])
+    kind = action.get("type") or action.get("kind") or action.get("action") or "action"
+    details = ", ".join(
+        f"{k.replace('_', ' ')} {v}"
+        for k, v in action.items()
+        if k not in ("type", "kind", "action", "id", "event_id") and v not in (None, "", [], {})
+    )
+    return f"{str(kind).replace('_', ' ').capitalize()}{': ' + details if details else ''}"
+
+
+def _cycle_view(cycle: dict, tz) -> dict:
+    share = percent(cycle["achieved"], cycle["target"])
+    status = cycle["status"]
+    if cycle["is_achieved"]:
+        result, result_class = "Achieved", "achieved"
+    elif status == "completed":
+        result, result_class = "Not achieved", "missed"
+    elif status == "ongoing":
+        result, result_class = "In progress", "progress"
+    else:
+        result, result_class = "Not started", "upcoming"
+    subs = [
+        {
+            "name": s["name"],
+            "criteria": s["criteria"],
+            "threshold": number(s["value"]),
+            "reached": bool(s["achieved_at"]),
+            "reached_on": day(s["achieved_at"].astimezone(tz).date()) if s["achieved_at"] else "",
+            "reached_at": moment(s["achieved_at"], tz),
+            "actions": [_action_text(a) for a in s["actions"]],
+        }
+        for s in cycle["sub_targets"]
+    ]
+    return {
+        "ordinal": cycle["ordinal"],
+        "name": cycle["name"],
+        "range": f"{day(cycle['start'])} – {day(cycle['end']) if cycle['end'] else 'open'}",
+        "status": status,
+        "status_label": STATUS_LABELS.get(status, status),
+        "result": result,
+        "result_class": result_class,
+        "achieved": number(cycle["achieved"]),
+        "target": number(cycle["target"]),
+        "percent": share,
+        "bar": min(share, Decimal(100)),
+        "achieved_on": moment(cycle["achieved_at"], tz),
+        "sub_targets": subs,
+        "subs_reached": sum(1 for s in subs if s["reached"]),
+        "actions": [_action_text(a) for a in cycle["actions"]],
+    }
+
+
+def _target_view(entry: dict, tz) -> dict:
+    cycles = [_cycle_view(c, tz) for c in entry["cycles"]]
+    cycle_type = entry["cycle_type"]
+    per_customer = cycle_type in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT)
+    count = len(cycles)
+    planned = entry.get("cycle_count") or count
+    if cycle_type == CycleType.TILL_ACHIEVEMENT:
+        cycles_label = f"{count} of up to {planned} cycles"
+    elif per_customer and not cycles:
+        cycles_label = f"{planned} cycles, not started"
+    else:
+        cycles_label = f"{count} cycle{'s' if count != 1 else ''}"
+    unified = entry.get("unified_mode") or ""
+    tracker = UnifiedMode(unified).label if unified else "Single target"
+    entity = entry.get("entity")
+    return {
+        "id": entry["target_id"],
+        "name": entry["target"],
+        "group": entry["target_group"],
+        "group_id": entry["target_group_id"],
+        "start": day(entry["start"]),
+        "end": day(entry["end"]),
+        "cycles": cycles,
+        "cycles_label": cycles_label,
+        "per_customer": per_customer,
+        "tracker": tracker,
+        "evaluation": EVALUATION_TYPES.get(cycle_type, cycle_type),
+        "cycle_type_label": CycleType(cycle_type).label if cycle_type in CycleType.values else "",
+        "kpi": Kpi(entry["kpi"]).label if entry["kpi"] in Kpi.values else entry["kpi"],
+        "entity": Entity(entity).label if entity in Entity.values else "",
+        "achieved_cycles": sum(1 for c in cycles if c["result_class"] == "achieved"),
+    }
+
+
+# --- member care --------------------------------------------------------------------------
+
+
+def _find_customers(*, organisation, query: str, kind: str) -> list[Customer]:
+    """Exact match on the normalised mobile, email or external id (one query)."""
+    kinds = IDENTIFIER_TYPES if kind == "any" else (kind,)
+    condition = Q()
+    for k in kinds:
+        try:
+            condition |= Q(**{k: normalise(k, query)})
+        except IdentifierError:
+            continue
+    if not condition:
+        return []
+    return list(Customer.objects.filter(condition, organisation=organisation).order_by("id")[:20])
+
+
+@require_GET
+@role_required(*CARE_ROLES)
+def customer_search(request):
+    query = (request.GET.get("q") or "").strip()
+    kind = request.GET.get("by") or "any"
+    if kind not in SEARCH_KINDS:
+        kind = "any"
+    results = None
+    if query:
+        results = _find_customers(organisation=request.user.organisation, query=query, kind=kind)
+        if len(results) == 1:
+            return redirect("care:customer-milestones", customer_id=results[0].pk)
+    return _page(
+        request,
+        "membercare/search.html",
+        title="Find a customer",
+        query=query,
+        kind=kind,
+        kinds=SEARCH_KINDS.items(),
+        results=results,
+    )
+
+
+@require_GET
+@role_required(*CARE_ROLES)
+def customer_milestones_page(request, customer_id: int):
+    customer = get_object_or_404(
+        Customer.objects.select_related("organisation"),
+        pk=customer_id,
+        organisation_id=request.user.organisation_id,
+    )
+    tz = customer.organisation.tzinfo
+    targets = [_target_view(e, tz) for e in customer_milestones(customer=customer)]
+    try:
+        wanted = int(request.GET.get("target") or 0)
+    except ValueError:
+        wanted = 0
+    selected = next((t for t in targets if t["id"] == wanted), targets[0] if targets else None)
+    return _page(
+        request,
+        "membercare/customer_milestones.html",
+        title=f"Milestones of {customer}",
+        customer=customer,
+        targets=targets,
+        selected=selected,
+        timezone_name=customer.organisation.timezone,
+    )
+
+
+# --- milestone insights -------------------------------------------------------------------
+
+
+def _group_of(request, group_id: int) -> TargetGroup:
+    return get_object_or_404(
+        TargetGroup.objects.select_related("organisation"),
+        pk=group_id,
+        organisation_id=request.user.organisation_id,
+    )
+
+
+@require_GET
+@role_required(*CONFIG_ROLES)
+def milestone_insights_page(request, group_id: int):
+    group = _group_of(request, group_id)
+    try:
+        cycle = int(request.GET["cycle"]) if request.GET.get("cycle") else None
+    except ValueError:
+        cycle = None
+    data = milestone_insights(target_group=group, cycle=cycle)
+    return _page(
+        request,
+        "insights/milestone.html",
+        title=f"Insights: {group.name}",
+        group=group,
+        data=data,
+        admin_view_url=reverse("admin:milestones_targetgroup_view", args=[group.pk]),
+        can_upload=group.enrolment_mode == EnrolmentMode.CUSTOM_LIST,
+    )
+
+
+# --- long work: imports and runs, with a live progress bar --------------------------------
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="An identifier column and one column per cycle.")  # fmt: skip
+    identifier_type = forms.ChoiceField(
+        choices=[(k, k.replace("_", " ")) for k in IDENTIFIER_TYPES], initial="mobile"
+    )
+    send_trigger = forms.BooleanField(required=False, initial=True, label="Send enrolment trigger")
+    skip_bad_rows = forms.BooleanField(
+        required=False, help_text="Import the good rows and leave out the bad ones."
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(*CONFIG_ROLES)
+def milestone_imports_page(request, group_id: int):
+    """Upload a custom list for a milestone; then follow its progress on the import page."""
+    group = _group_of(request, group_id)
+    can_upload = group.enrolment_mode == EnrolmentMode.CUSTOM_LIST
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and can_upload and form.is_valid():
+        try:
+            job = import_job_create(
+                target_group=group,
+                file=form.cleaned_data["file"],
+                identifier_type=form.cleaned_data["identifier_type"],
+                send_trigger=form.cleaned_data["send_trigger"],
+                skip_bad_rows=form.cleaned_data["skip_bad_rows"],
+                user=request.user,
+            )
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                for message in messages:
+                    form.add_error(field if field in form.fields else None, message)
+        else:
+            return redirect("care:import-progress", import_id=job.pk)
+    recent = list(ImportJob.objects.filter(target_group=group).order_by("-created_at", "-id")[:10])
+    return _page(
+        request,
+        "membercare/imports.html",
+        title=f"Custom list uploads: {group.name}",
+        group=group,
+        form=form,
+        can_upload=can_upload,
+        recent=recent,
+        sample_url=f"/api/v1/target-groups/{group.pk}/target-values/sample/",
+    )
+
+
+@require_GET
+@role_required(*CONFIG_ROLES)
+def import_progress_page(request, import_id: int):
+    job = get_object_or_404(
+        ImportJob.objects.select_related("target_group"),
+        pk=import_id,
+        organisation_id=request.user.organisation_id,
+    )
+    return _page(
+        request,
+        "membercare/progress.html",
+        title=f"Custom list import #{job.pk}",
+        heading=f"Custom list import #{job.pk} — {job.original_name or 'upload'}",
+        group=job.target_group,
+        status_url=f"/api/v1/imports/{job.pk}/",
+        unit="rows",
+        summary=[{"field": f, "label": label} for f, label in IMPORT_SUMMARY],
+        show_errors=True,
+        initial={"status": job.status, "total": job.total, "processed": job.processed},
+    )
+
+
+def _run_model(kind: str):
+    """The lead's run models, looked up by name so these pages work before they land."""
+    if kind not in RUN_KINDS:
+        raise Http404("Unknown kind of run.")
+    app_label, model_name, unit, summary = RUN_KINDS[kind]
+    try:
+        return apps.get_model(app_label, model_name), unit, summary
+    except LookupError:
+        raise Http404(f"{model_name} is not installed.")
+
+
+def _run_of(request, kind: str, run_id: int):
+    model, unit, summary = _run_model(kind)
+    run = get_object_or_404(model, pk=run_id, organisation_id=request.user.organisation_id)
+    return run, unit, summary
+
+
+@require_GET
+@role_required(*CONFIG_ROLES)
+def run_progress_page(request, kind: str, run_id: int):
+    run, unit, summary = _run_of(request, kind, run_id)
+    group = TargetGroup.objects.filter(pk=run.target_group_id).first()
+    label = "Cycle-end evaluation" if kind == "evaluation" else "Reprocessing"
+    return _page(
+        request,
+        "membercare/progress.html",
+        title=f"{label} #{run.pk}",
+        heading=f"{label} #{run.pk}" + (f" — {group.name}" if group else ""),
+        group=group,
+        status_url=reverse("care:run-status", kwargs={"kind": kind, "run_id": run.pk}),
+        unit=unit,
+        summary=[
+            {"field": f, "label": label} for f, label in [("total", f"Total {unit}"), *summary]
+        ],
+        show_errors=False,
+        initial={"status": run.status, "total": run.total, "processed": run.processed},
+    )
+
+
+@require_GET
+@role_required(*CONFIG_ROLES)
+def run_status(request, kind: str, run_id: int):
+    """`{status, total, processed, percent, ...summary fields}` for the progress bar."""
+    run, _, summary = _run_of(request, kind, run_id)
+    body = {
+        "id": run.pk,
+        "status": run.status,
+        "total": run.total,
+        "processed": run.processed,
+        "percent": int(run.processed * 100 / run.total) if run.total else 0,
+        "finished_at": getattr(run, "finished_at", None),
+    }
+    for field, _ in summary:
+        body[field] = getattr(run, field, None)
+    return JsonResponse(body)
