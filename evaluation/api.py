@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enrolment.models import Customer
-from milestones.models import Role
+from milestones.models import Role, Target
 from milestones.permissions import ALL_ROLES
 from milestones.services.target_groups import CUSTOMER_EVENTS
 
-from . import ingest
+from . import ingest, leaderboards
 from .models import ActivityType, TargetEvent, TargetEventType
 from .selectors import customer_milestones
 
@@ -219,3 +219,70 @@ class TargetEventList(generics.ListAPIView):
     @extend_schema(parameters=[OpenApiParameter("type", str, enum=TargetEventType.values)])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class LeaderboardView(APIView):
+    """Top N of a target in one cycle (`?period=` name, 'P2', or the current cycle; `?limit=`
+    up to 100, `?offset=`). Ties share a rank (1, 1, 3), ordered by who got there first.
+    404 unless the milestone has the leaderboard enabled."""
+
+    read_roles = ALL_ROLES
+
+    @extend_schema(
+        parameters=[OpenApiParameter("period", str), OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses={200: inline_serializer("LeaderboardRow", {"rank": serializers.IntegerField(), "customer": serializers.IntegerField(),
+                   "customer_name": serializers.CharField(), "achieved": serializers.FloatField()}, many=True)},
+    )  # fmt: skip
+    def get(self, request, pk: int):
+        target = get_object_or_404(
+            Target.objects.select_related("target_group").prefetch_related("target_group__periods"),
+            pk=pk, organisation_id=request.user.organisation_id, target_group__leaderboard_enabled=True,
+        )  # fmt: skip
+        try:
+            limit = int(request.query_params.get("limit", 10))
+            offset = max(int(request.query_params.get("offset", 0)), 0)
+            ordinal, name = leaderboards.resolve_cycle(target, request.query_params.get("period"))
+            rows = leaderboards.top(target=target, ordinal=ordinal, limit=limit, offset=offset)
+        except ValueError as exc:
+            return Response(
+                {
+                    "detail": str(exc)
+                    if isinstance(exc, leaderboards.LeaderboardError)
+                    else "limit and offset must be integers."
+                },
+                status=400,
+            )
+        for row in rows:
+            row["achieved"] = float(row["achieved"])
+            row["period"] = name
+        return Response(rows)
+
+
+class CustomerRanksView(APIView):
+    """The customer's live rank in every target with a leaderboard (up to 25 at a time)."""
+
+    read_roles = ALL_ROLES
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses={200: inline_serializer("CustomerRank", {"target_group": serializers.CharField(), "target": serializers.CharField(),
+                   "period": serializers.CharField(), "rank": serializers.IntegerField(allow_null=True), "achieved": serializers.FloatField()}, many=True)},
+    )  # fmt: skip
+    def get(self, request, pk: int):
+        customer = get_object_or_404(Customer, pk=pk, organisation_id=request.user.organisation_id)
+        try:
+            limit = int(request.query_params.get("limit", leaderboards.MAX_RANKS))
+            offset = max(int(request.query_params.get("offset", 0)), 0)
+            rows = leaderboards.customer_ranks(customer=customer, limit=limit, offset=offset)
+        except ValueError as exc:
+            return Response(
+                {
+                    "detail": str(exc)
+                    if isinstance(exc, leaderboards.LeaderboardError)
+                    else "limit and offset must be integers."
+                },
+                status=400,
+            )
+        for row in rows:
+            row["achieved"] = float(row["achieved"])
+        return Response(rows)

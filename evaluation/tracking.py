@@ -304,6 +304,7 @@ class _CustomerState:
         else:
             new = old + c.amount
         row.achieved = new
+        row.reached_at = at if row.reached_at is None else max(row.reached_at, at)
         self.dirty.add(key)
         self.touched_groups.add(tcfg.group.group.id)
         if activity is not None:
@@ -414,7 +415,7 @@ class _CustomerState:
                     self.days[r.pk] = temp_days[id(r)]
         if old_rows:
             Progress.objects.bulk_update(
-                old_rows, ["achieved", "achieved_at", "cycle_end", "updated_at"]
+                old_rows, ["achieved", "achieved_at", "cycle_end", "reached_at"]
             )
         if self.new_days:
             ProgressDay.objects.bulk_create(

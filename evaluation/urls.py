@@ -10,4 +10,6 @@ urlpatterns = [
         name="customer-milestones",
     ),
     path("target-events/", api.TargetEventList.as_view(), name="target-events"),
+    path("targets/<int:pk>/leaderboard/", api.LeaderboardView.as_view(), name="target-leaderboard"),
+    path("customers/<int:pk>/ranks/", api.CustomerRanksView.as_view(), name="customer-ranks"),
 ]

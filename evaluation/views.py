@@ -152,6 +152,7 @@ def _cycle_view(cycle: dict, tz) -> dict:
         result, result_class = "In progress", "progress"
     else:
         result, result_class = "Not started", "upcoming"
+    sub_actions = {id(a) for s in cycle["sub_targets"] for a in s["actions"]}
     subs = [
         {
             "name": s["name"],
@@ -179,7 +180,8 @@ def _cycle_view(cycle: dict, tz) -> dict:
         "achieved_on": moment(cycle["achieved_at"], tz),
         "sub_targets": subs,
         "subs_reached": sum(1 for s in subs if s["reached"]),
-        "actions": [_action_text(a) for a in cycle["actions"]],
+        # The cycle's other actions (achievement, end of cycle); sub-targets list their own.
+        "actions": [_action_text(a) for a in cycle["actions"] if id(a) not in sub_actions],
     }
 
 
