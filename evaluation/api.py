@@ -12,12 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enrolment.models import Customer
-from milestones.models import Role, Target
+from milestones.models import Role, Target, TargetGroup
 from milestones.permissions import ALL_ROLES
 from milestones.services.target_groups import CUSTOMER_EVENTS
 
 from . import ingest, leaderboards
-from .models import ActivityType, TargetEvent, TargetEventType
+from .models import ActivityType, EvaluationRun, ReprocessRun, TargetEvent, TargetEventType
+from .reprocess import reprocess_start
 from .selectors import customer_milestones
 
 AMOUNT = {
@@ -286,3 +287,93 @@ class CustomerRanksView(APIView):
         for row in rows:
             row["achieved"] = float(row["achieved"])
         return Response(rows)
+
+
+class RunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    target_group = serializers.IntegerField(source="target_group_id")
+    status = serializers.CharField()
+    total = serializers.IntegerField()
+    processed = serializers.IntegerField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+def _run_body(run, kind) -> dict:
+    body = RunOut({"id": run.id, "kind": kind, "target_group_id": run.target_group_id, "status": run.status, "total": run.total,
+                   "processed": run.processed, "finished_at": run.finished_at}).data  # fmt: skip
+    if kind == "evaluation":
+        body["events_written"] = run.events_written
+        body["period"] = run.period.name
+    else:
+        body["error"] = run.error
+    return body
+
+
+class ReprocessView(APIView):
+    """POST: re-process stored activities for this milestone (a Celery task); GET the runs."""
+
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.CONFIGURER})
+
+    def _group(self, request, pk):
+        return get_object_or_404(
+            TargetGroup.objects.select_related("organisation"),
+            pk=pk,
+            organisation_id=request.user.organisation_id,
+        )
+
+    @extend_schema(request=None, responses={202: RunOut})
+    def post(self, request, pk: int):
+        group = self._group(request, pk)
+        if not group.is_active:
+            return Response(
+                {
+                    "detail": "An inactive milestone tracks nothing: activate it before re-processing."
+                },
+                status=400,
+            )
+        run = reprocess_start(target_group=group)
+        return Response(_run_body(run, "reprocess"), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: RunOut(many=True)})
+    def get(self, request, pk: int):
+        group = self._group(request, pk)
+        runs = ReprocessRun.objects.filter(target_group=group).order_by("-id")[:20]
+        return Response([_run_body(r, "reprocess") for r in runs])
+
+
+class RunStatusView(APIView):
+    """Progress of a long run (rows done / total), for the progress bars."""
+
+    read_roles = ALL_ROLES
+    kind = "reprocess"
+
+    @extend_schema(responses={200: RunOut})
+    def get(self, request, pk: int):
+        model = ReprocessRun if self.kind == "reprocess" else EvaluationRun
+        run = get_object_or_404(model.objects.select_related(*(["period"] if self.kind == "evaluation" else [])), pk=pk,
+                                organisation_id=request.user.organisation_id)  # fmt: skip
+        return Response(_run_body(run, self.kind))
+
+
+class EvaluationRunList(APIView):
+    """Cycle-end evaluation runs of the organisation, newest first (`?target_group=`)."""
+
+    read_roles = ALL_ROLES
+
+    @extend_schema(
+        parameters=[OpenApiParameter("target_group", int)], responses={200: RunOut(many=True)}
+    )
+    def get(self, request):
+        runs = (
+            EvaluationRun.objects.filter(organisation_id=request.user.organisation_id)
+            .select_related("period")
+            .order_by("-id")
+        )
+        group = request.query_params.get("target_group")
+        if group:
+            if not group.isdigit():
+                return Response({"target_group": ["Give a target group id."]}, status=400)
+            runs = runs.filter(target_group_id=int(group))
+        return Response([_run_body(r, "evaluation") for r in runs[:200]])

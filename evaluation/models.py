@@ -104,7 +104,11 @@ class Progress(models.Model):
     target_value = models.DecimalField(max_digits=18, decimal_places=4)
     achieved = models.DecimalField(max_digits=22, decimal_places=4, default=0)
     achieved_at = models.DateTimeField(null=True, blank=True)
-    reached_at = models.DateTimeField(null=True, blank=True, help_text="When the current value was reached (ties on leaderboards).")
+    reached_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the current value was reached (ties on leaderboards).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
