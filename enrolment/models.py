@@ -59,11 +59,17 @@ class EnrolmentSource(models.TextChoices):
 class Enrolment(models.Model):
     """A customer is part of a milestone. Un-enrolling clears `is_active` and keeps the history."""
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
-    target_group = models.ForeignKey(
-        TargetGroup, on_delete=models.CASCADE, related_name="enrolments"
+    # FK indexes the composite indexes below already cover are left out: bulk imports write
+    # millions of these rows and every index is paid on each insert.
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="enrolments")
+    target_group = models.ForeignKey(
+        TargetGroup, on_delete=models.CASCADE, related_name="enrolments", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="enrolments", db_index=False
+    )
     source = models.CharField(max_length=20, choices=EnrolmentSource.choices)
     is_active = models.BooleanField(default=True)
     enrolled_at = models.DateTimeField(auto_now_add=True)
@@ -84,9 +90,15 @@ class Enrolment(models.Model):
 class CustomerTargetValue(models.Model):
     """A per-customer target value for one cycle (custom list uploads); blank means the default."""
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
-    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="customer_values")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="target_values")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target = models.ForeignKey(
+        Target, on_delete=models.CASCADE, related_name="customer_values", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="target_values", db_index=False
+    )
     cycle_ordinal = models.PositiveIntegerField()
     value = models.DecimalField(max_digits=18, decimal_places=4)
 
@@ -154,7 +166,7 @@ class AudienceGroup(models.Model):
 
 class AudienceMember(models.Model):
     audience_group = models.ForeignKey(
-        AudienceGroup, on_delete=models.CASCADE, related_name="memberships"
+        AudienceGroup, on_delete=models.CASCADE, related_name="memberships", db_index=False
     )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     added_at = models.DateTimeField(auto_now_add=True)
@@ -261,10 +273,16 @@ class EnrolmentNotification(models.Model):
 
     EVENT_NAME = "targetLoyaltyCustomerEnrollment"
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
-    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
-    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target_group = models.ForeignKey(
+        TargetGroup, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     event_name = models.CharField(max_length=60, default=EVENT_NAME)
     source = models.CharField(max_length=20, choices=EnrolmentSource.choices)
     payload = models.JSONField(default=dict)

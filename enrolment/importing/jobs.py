@@ -155,6 +155,7 @@ def import_job_run(*, import_id: int) -> ImportJob | None:
         - notified_before
     )
     _finish(job, ImportStatus.DONE, sink, notifications=notifications, **counts)
+    job.refresh_from_db()
     return job
 
 
@@ -177,13 +178,14 @@ def _run_sql(job: ImportJob, sink: ErrorSink, progress) -> dict | None:
 
     job.method = "postgres_copy"
     runner = PgImport(job, sink, progress)
+    job.timings = runner.timings  # seconds per phase, for the benchmark
     try:
-        total = runner.stage_file()
+        total = runner.timed("stage", runner.stage_file)
         ImportJob.objects.filter(pk=job.pk).update(total=total, method=job.method)
-        bad_rows, _ = runner.validate()
+        bad_rows, _ = runner.timed("validate", runner.validate)
         if bad_rows and not job.skip_bad_rows:
             return None
-        counts = runner.write(total)
+        counts = runner.timed("write", runner.write, total)
         counts["skipped_rows"] = bad_rows
         counts["processed"] = total
         return counts

@@ -12,6 +12,7 @@ import's progress updated between chunks.
 from __future__ import annotations
 
 import json
+import time
 
 from django.db import connection, transaction
 
@@ -48,29 +49,18 @@ def _q(name: str) -> str:
 
 
 def _norm_sql(kind: str) -> tuple[str, str]:
-    """(normalised identifier, is-valid) SQL over the staging column `ident`."""
+    """(normalised identifier over the staging column `ident`, is-valid over the column `norm`)."""
     if kind == "mobile":
-        norm = "regexp_replace(coalesce(ident, ''), '[^0-9]', '', 'g')"
-        return norm, f"length({norm}) BETWEEN 6 AND 15"
-    if kind == "email":
-        norm = f"lower(btrim(coalesce(ident, ''), {WS}))"
-        return norm, (
-            f"({norm} ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$' AND length({norm}) <= 254)"
+        return (
+            "regexp_replace(coalesce(ident, ''), '[^0-9]', '', 'g')",
+            "length(norm) BETWEEN 6 AND 15",
         )
-    norm = f"btrim(coalesce(ident, ''), {WS})"
-    return norm, f"({norm} <> '' AND length({norm}) <= 100)"
-
-
-def _value_sql(col: str) -> tuple[str, str]:
-    """(numeric value or NULL for blank, is-bad) SQL for a staging value column."""
-    cell = f"btrim(coalesce({col}, ''), {WS})"
-    num = f"(CASE WHEN {cell} ~ '{VALUE_PATTERN}' THEN {cell}::numeric END)"
-    bad = (
-        f"({cell} <> '' AND ({num} IS NULL OR {num} < 0 OR {num} >= 1e14 "
-        f"OR {num} <> round({num}, 4)))"
-    )
-    value = f"(CASE WHEN {cell} = '' OR {bad} THEN NULL ELSE round({num}, 4) END)"
-    return value, bad
+    if kind == "email":
+        return (
+            f"lower(btrim(coalesce(ident, ''), {WS}))",
+            "(norm ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$' AND length(norm) <= 254)",
+        )
+    return f"btrim(coalesce(ident, ''), {WS})", "(norm <> '' AND length(norm) <= 100)"
 
 
 class PgImport:
@@ -83,6 +73,13 @@ class PgImport:
         self.checked = f"enrol_checked_{job.pk}"
         self.spec = None
         self.timings: dict[str, float] = {}
+
+    def timed(self, phase: str, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
 
     # --- staging -------------------------------------------------------------------------
 
@@ -134,41 +131,57 @@ class PgImport:
         kind = spec.identifier_type
         norm, id_ok = _norm_sql(kind)
         nvals = len(spec.value_columns)
-        value_cols, bad_cols = [], []
-        for i in range(nvals):
-            value, bad = _value_sql(f"v{i}")
-            value_cols.append(f"{value} AS val{i}, {bad} AS bad{i}")
-            bad_cols.append(f"bad{i}")
+        raw_cols = "".join(f", v{i}" for i in range(nvals))
+        f_raw_cols = "".join(f", f.v{i}" for i in range(nvals))
+        trimmed = "".join(f", btrim(coalesce(v{i}, ''), {WS}) AS c{i}" for i in range(nvals))
+        matched = "".join(f", (c{i} ~ '{VALUE_PATTERN}') AS m{i}" for i in range(nvals))
+        numbers = "".join(f", CASE WHEN m{i} THEN c{i}::numeric END AS n{i}" for i in range(nvals))
+        flags = "".join(
+            f", (c{i} <> '' AND (n{i} IS NULL OR n{i} < 0 OR n{i} >= 1e14 "
+            f"OR n{i} <> round(n{i}, 4))) AS bad{i}"
+            for i in range(nvals)
+        )
+        values = "".join(
+            f", CASE WHEN f.bad{i} OR f.c{i} = '' THEN NULL ELSE round(f.n{i}, 4) END AS val{i}"
+            for i in range(nvals)
+        )
+        bad_list = "".join(f", f.bad{i}" for i in range(nvals))
+        bad_cols = [f"bad{i}" for i in range(nvals)]
         unknown = "false"
         join = ""
         if not job.create_customers:
             join = (
-                f"LEFT JOIN {Customer._meta.db_table} c ON c.organisation_id = {int(job.organisation_id)} "
-                f"AND c.{_q(kind)} = k.norm AND k.id_ok"
+                f"LEFT JOIN {Customer._meta.db_table} c ON c.organisation_id = "
+                f"{int(job.organisation_id)} AND c.{_q(kind)} = f.norm AND f.id_ok"
             )
-            unknown = "(k.id_ok AND k.first_rn = k.rn AND c.id IS NULL)"
+            unknown = "(f.id_ok AND NOT coalesce(f.rn > d.first_rn, false) AND c.id IS NULL)"
         any_bad = " OR ".join(["pre IS NOT NULL", "NOT id_ok", "dup", "unknown", *bad_cols])
         with connection.cursor() as cursor:
+            cursor.execute("SET work_mem = '256MB'")
             cursor.execute(f"DROP TABLE IF EXISTS {self.checked}")
             cursor.execute(
                 f"""
                 CREATE TEMP TABLE {self.checked} AS
-                WITH base AS (
-                    SELECT rn, pre, ident, {", ".join(f"v{i}" for i in range(nvals)) + "," if nvals else ""}
-                           CASE WHEN pre IS NULL THEN {norm} END AS norm,
-                           (pre IS NULL AND {id_ok}) AS id_ok
-                           {"," if nvals else ""} {", ".join(value_cols)}
+                WITH a AS (
+                    SELECT rn, pre, ident{raw_cols},
+                           CASE WHEN pre IS NULL THEN {norm} END AS norm{trimmed}
                     FROM {self.stage}
-                ), k AS (
-                    SELECT base.*,
-                           CASE WHEN id_ok THEN min(rn) OVER (PARTITION BY id_ok, norm) END
-                               AS first_rn
-                    FROM base
+                ), b AS (
+                    SELECT a.*, (pre IS NULL AND {id_ok}) AS id_ok{matched}
+                    FROM a
+                ), n AS (SELECT b.*{numbers} FROM b),
+                f AS (SELECT n.*{flags} FROM n),
+                d AS (
+                    SELECT norm, min(rn) AS first_rn FROM f WHERE id_ok
+                    GROUP BY norm HAVING count(*) > 1
                 )
-                SELECT k.*, (k.id_ok AND k.first_rn < k.rn) AS dup, {unknown} AS unknown
-                FROM k {join}
+                SELECT f.rn, f.pre, f.ident, f.norm, f.id_ok{f_raw_cols}{bad_list}{values},
+                       d.first_rn, (d.first_rn IS NOT NULL AND f.rn > d.first_rn) AS dup,
+                       {unknown} AS unknown
+                FROM f LEFT JOIN d ON d.norm = f.norm {join}
                 """
             )
+            cursor.execute("RESET work_mem")
             # a row's errors: problem, identifier, duplicate/unknown, each bad value
             cells_bad = " + ".join(f"(CASE WHEN {b} THEN 1 ELSE 0 END)" for b in bad_cols) or "0"
             cursor.execute(
@@ -277,6 +290,24 @@ class PgImport:
                     cells = ", ".join(
                         f"({col.ordinal}, r.val{i})" for i, col in enumerate(spec.value_columns)
                     )
+                    # changed values are updated in place (unchanged ones are not rewritten),
+                    # missing ones inserted; ON CONFLICT guards against a concurrent writer
+                    cursor.execute(
+                        f"""
+                        UPDATE {value_t} v SET value = x.v
+                        FROM (
+                            SELECT t.id AS target_id, r.customer_id, cell.o, cell.v
+                            FROM {rows_t} r
+                            CROSS JOIN unnest(%s::bigint[]) AS t(id)
+                            CROSS JOIN LATERAL (VALUES {cells}) AS cell(o, v)
+                            WHERE cell.v IS NOT NULL
+                        ) x
+                        WHERE v.target_id = x.target_id AND v.customer_id = x.customer_id
+                          AND v.cycle_ordinal = x.o AND v.value <> x.v
+                        """,
+                        [target_ids],
+                    )
+                    counts["values_written"] += cursor.rowcount
                     cursor.execute(
                         f"""
                         INSERT INTO {value_t} (organisation_id, target_id, customer_id, cycle_ordinal, value)
@@ -285,8 +316,7 @@ class PgImport:
                         CROSS JOIN unnest(%s::bigint[]) AS t(id)
                         CROSS JOIN LATERAL (VALUES {cells}) AS cell(o, v)
                         WHERE cell.v IS NOT NULL
-                        ON CONFLICT (target_id, customer_id, cycle_ordinal)
-                        DO UPDATE SET value = EXCLUDED.value
+                        ON CONFLICT (target_id, customer_id, cycle_ordinal) DO NOTHING
                         """,
                         [target_ids],
                     )
@@ -319,7 +349,7 @@ class PgImport:
                 )
                 counts["newly_enrolled"] += cursor.rowcount
                 if job.send_trigger:
-                    self._notify(cursor, newly_t, targets)
+                    self.timed("notify", self._notify, cursor, newly_t, targets)
                 cursor.execute(f"SELECT customer_id FROM {newly_t} ORDER BY customer_id")
                 newly = [r[0] for r in cursor.fetchall()]
                 _announce(group, newly, EnrolmentSource.CUSTOM_LIST)
@@ -338,6 +368,8 @@ class PgImport:
         notif_t = EnrolmentNotification._meta.db_table
         customer_t = Customer._meta.db_table
         value_t = CustomerTargetValue._meta.db_table
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [notif_t])
+        sequence = cursor.fetchone()[0]
         for part in target_parts(group, cycle, EnrolmentSource.CUSTOM_LIST):
             target = part["target"]
             details, params = [], []
@@ -373,7 +405,7 @@ class PgImport:
                            'milestoneDetails', jsonb_build_array({", ".join(details)}))),
                        now()
                 FROM (
-                    SELECT nextval(pg_get_serial_sequence('{notif_t}', 'id')) AS id, n.customer_id,
+                    SELECT nextval('{sequence}'::regclass) AS id, n.customer_id,
                            coalesce(v.value, %s::numeric) AS v
                     FROM {newly_t} n
                     LEFT JOIN {value_t} v ON v.target_id = {int(target.id)}
