@@ -18,4 +18,5 @@ urlpatterns = [
     path("api/v1/", include("milestones.urls")),
     path("api/v1/", include("enrolment.urls")),
     path("api/v1/", include("evaluation.urls")),
+    path("api/v1/", include("promotions.urls")),
 ]

@@ -1,1 +1,532 @@
-from django.db import models  # noqa: F401
+"""Loyalty promotions on target events, their actions, and the awards ledger.
+
+A promotion listens to one target activity, holds a condition in the rule language and
+ordered actions. Each action paid for an event is one `Award` row, unique per (promotion,
+event, action index): a redelivered event finds its row and pays nothing twice. An award
+records the milestone (target group) and target whose event caused it, so the liability of
+each milestone is known even when one promotion serves several.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from enrolment.models import Customer
+from evaluation.models import TargetEvent
+from milestones.models import Organisation, Store, Target, TargetGroup, User
+from promotions.rules import MAX_RULE_LENGTH, RuleError, compile_rule
+
+from .templating import TemplateError, validate_template
+
+
+class PromotionActivity(models.TextChoices):
+    TARGET_PERIOD_ELAPSED = "target_period_elapsed", "Target period elapsed"
+    SUB_TARGET_REACHED = "sub_target_reached", "Sub-target reached"
+    ENROLLED = "enrolled", "Enrolled in a milestone"
+
+
+#: which promotion activities each kind of target event reaches (reference 001: the
+#: immediate achievement, the sub-target and the end-of-cycle events all reach promotions
+#: on "target period elapsed"; the two other activities only get their own events).
+EVENT_ACTIVITIES: dict[str, tuple[str, ...]] = {
+    "target_achieved": (PromotionActivity.TARGET_PERIOD_ELAPSED,),
+    "period_elapsed": (PromotionActivity.TARGET_PERIOD_ELAPSED,),
+    "sub_target_achieved": (
+        PromotionActivity.TARGET_PERIOD_ELAPSED,
+        PromotionActivity.SUB_TARGET_REACHED,
+    ),
+    "enrolled": (PromotionActivity.ENROLLED,),
+}
+
+#: the immediate events; with ENABLE_AWARD_WHEN_TARGET_ACHIEVED inactive they do not reach
+#: "target period elapsed" promotions (only the end-of-cycle event does).
+IMMEDIATE_EVENTS = frozenset({"target_achieved", "sub_target_achieved"})
+
+
+class ActionType(models.TextChoices):
+    AWARD_POINTS = "award_points", "Award points"
+    ISSUE_COUPON = "issue_coupon", "Issue a coupon"
+    SEND_MESSAGE = "send_message", "Send a message"
+
+
+class PointsBasis(models.TextChoices):
+    FIXED = "fixed", "Fixed points"
+    PERCENT_OF_ACHIEVED = "percent_of_achieved", "Percent of the achieved value"
+    PERCENT_OVER_TARGET = "percent_over_target", "Percent of the over-achievement above the target"
+
+
+class Rounding(models.TextChoices):
+    ACTUAL = "actual", "Actual (keep decimals)"
+    FLOOR = "floor", "Floor (drop decimals)"
+    ROUND = "round", "Round (half up)"
+
+
+class AwardPointsType(models.TextChoices):
+    REGULAR = "regular", "Regular"
+    PROMOTIONAL = "promotional", "Promotional"
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class Promotion(models.Model):
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="promotions"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    activity = models.CharField(
+        max_length=30,
+        choices=PromotionActivity.choices,
+        default=PromotionActivity.TARGET_PERIOD_ELAPSED,
+    )
+    start = models.DateField()
+    end = models.DateField()
+    is_active = models.BooleanField(default=True)
+    condition = models.TextField(
+        max_length=MAX_RULE_LENGTH,
+        help_text='A rule on currentEvent, e.g. currentEvent.targetAchieved("ABC") > '
+        'currentEvent.targetDefined("ABC") && currentEvent.isTargetAchievedEvent == true',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="promotion_name_unique_per_org"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=F("start")), name="promotion_end_after_start"
+            ),
+        ]
+        indexes = [models.Index(fields=["organisation", "activity", "is_active"])]
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.name
+
+    def rule(self):
+        return compile_rule(self.condition, purpose="promotion")
+
+    def is_live_on(self, day) -> bool:
+        return self.is_active and self.start <= day <= self.end
+
+    def clean(self):
+        errors: dict[str, list[str]] = {}
+        if self.start and self.end and self.end < self.start:
+            errors.setdefault("end", []).append("The end date is before the start date.")
+        rule = None
+        try:
+            rule = compile_rule(self.condition or "", purpose="promotion")
+        except RuleError as exc:
+            errors.setdefault("condition", []).append(str(exc))
+        if rule is not None and self.organisation_id:
+            groups, unknown = named_milestones(self.organisation_id, rule.target_names)
+            for name in unknown:
+                position = _name_position(self.condition, name)
+                errors.setdefault("condition", []).append(
+                    str(
+                        RuleError(
+                            f"Unknown target {name!r}: no target or milestone of this "
+                            "organisation has that name",
+                            position,
+                        )
+                    )
+                )
+            if self.start and self.end:
+                for group in groups:
+                    if self.start > group.start or self.end < group.end:
+                        errors.setdefault("end", []).append(
+                            f"The promotion ({self.start} to {self.end}) is shorter than the "
+                            f"milestone {group.name!r} it names ({group.start} to {group.end}): "
+                            "its duration may not be shorter than the milestone's."
+                        )
+        if errors:
+            raise ValidationError(errors)
+
+
+def _name_position(source: str, name: str) -> int | None:
+    for quote in ('"', "'"):
+        at = source.find(f"{quote}{name}{quote}")
+        if at >= 0:
+            return at
+    return None
+
+
+def named_milestones(organisation_id: int, names) -> tuple[list[TargetGroup], list[str]]:
+    """The milestones (target groups) a rule names, by target name or milestone name, and
+    the names that match nothing."""
+    names = set(names)
+    if not names:
+        return [], []
+    groups: dict[int, TargetGroup] = {}
+    found = set()
+    for target in Target.objects.filter(
+        organisation_id=organisation_id, name__in=names
+    ).select_related("target_group"):
+        groups[target.target_group_id] = target.target_group
+        found.add(target.name)
+    for group in TargetGroup.objects.filter(organisation_id=organisation_id, name__in=names):
+        groups[group.id] = group
+        found.add(group.name)
+    ordered = sorted(groups.values(), key=lambda g: g.id)
+    return ordered, sorted(names - found)
+
+
+class CouponSeries(models.Model):
+    """A pool of coupon codes; an issue takes one free code (unique per organisation)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="coupon_series"
+    )
+    code = models.CharField(max_length=64, help_text="What promotions refer to, e.g. SUMMER10.")
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    valid_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days an issued coupon stays valid; blank: no expiry."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "coupon series"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "code"], name="coupon_series_code_unique_per_org"
+            ),
+        ]
+        ordering = ["code"]
+
+    def __str__(self):
+        return self.code
+
+
+class Coupon(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    series = models.ForeignKey(CouponSeries, on_delete=models.CASCADE, related_name="coupons")
+    code = models.CharField(max_length=64)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="coupons"
+    )
+    issued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "code"], name="coupon_code_unique_per_org"
+            ),
+            models.CheckConstraint(
+                condition=Q(issued_at__isnull=True, customer__isnull=True)
+                | Q(issued_at__isnull=False, customer__isnull=False),
+                name="coupon_issued_to_a_customer",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["series", "id"],
+                name="coupon_free_idx",
+                condition=Q(issued_at__isnull=True),
+            ),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.code
+
+
+class PromotionAction(models.Model):
+    """One action of a promotion, in order (`position` 0, 1, ...)."""
+
+    promotion = models.ForeignKey(Promotion, on_delete=models.CASCADE, related_name="actions")
+    position = models.PositiveIntegerField(default=0)
+    type = models.CharField(max_length=20, choices=ActionType.choices)
+    # award_points
+    basis = models.CharField(max_length=30, choices=PointsBasis.choices, blank=True)
+    points = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    percent = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
+    rounding = models.CharField(
+        max_length=10, choices=Rounding.choices, blank=True, default=Rounding.ACTUAL
+    )
+    expiry_days = models.PositiveIntegerField(null=True, blank=True)
+    points_type = models.CharField(
+        max_length=20, choices=AwardPointsType.choices, blank=True, default=AwardPointsType.REGULAR
+    )
+    # issue_coupon
+    series = models.ForeignKey(
+        CouponSeries, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # send_message
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    template = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["promotion", "position"], name="promotion_action_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(points__isnull=True) | Q(points__gte=0),
+                name="promotion_action_points_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(percent__isnull=True) | Q(percent__gte=0),
+                name="promotion_action_percent_not_negative",
+            ),
+        ]
+        ordering = ["promotion_id", "position"]
+
+    def __str__(self):
+        return f"{self.position}: {self.get_type_display()}"
+
+    def clean(self):
+        errors: dict[str, list[str]] = {}
+
+        def need(field, message):
+            errors.setdefault(field, []).append(message)
+
+        if self.type == ActionType.AWARD_POINTS:
+            if self.basis not in PointsBasis.values:
+                need("basis", f"Choose the points basis: {', '.join(PointsBasis.values)}.")
+            elif self.basis == PointsBasis.FIXED and self.points in (None, ""):
+                need("points", "Fixed points need the number of points.")
+            elif self.basis != PointsBasis.FIXED and self.percent in (None, ""):
+                need("percent", f"{self.get_basis_display()} needs the percent.")
+            if self.rounding not in Rounding.values:
+                need("rounding", f"Choose the rounding: {', '.join(Rounding.values)}.")
+            if self.points_type not in AwardPointsType.values:
+                need("points_type", f"Choose the points type: {', '.join(AwardPointsType.values)}.")
+        elif self.type == ActionType.ISSUE_COUPON:
+            if self.series_id is None:
+                need("series", "Choose the coupon series to issue from.")
+        elif self.type == ActionType.SEND_MESSAGE:
+            if self.channel not in Channel.values:
+                need("channel", f"Choose the channel: {', '.join(Channel.values)}.")
+            try:
+                validate_template(self.template)
+            except TemplateError as exc:
+                need("template", str(exc))
+        else:
+            need("type", f"Unknown action type; use one of {', '.join(ActionType.values)}.")
+        if errors:
+            raise ValidationError(errors)
+
+    def describe(self) -> str:
+        if self.type == ActionType.AWARD_POINTS:
+            if self.basis == PointsBasis.FIXED:
+                what = f"{self.points} points"
+            else:
+                what = f"{self.percent}% {self.get_basis_display().lower()}"
+            return f"Award {what} ({self.points_type}, {self.rounding})"
+        if self.type == ActionType.ISSUE_COUPON:
+            return f"Issue a coupon from {self.series}"
+        return f"Send {self.get_channel_display()}: {self.template[:60]}"
+
+
+class AwardStatus(models.TextChoices):
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (nothing to give)"
+
+
+class Award(models.Model):
+    """The ledger: one row per action run for an event (done, failed or skipped)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    promotion = models.ForeignKey(Promotion, on_delete=models.PROTECT, related_name="awards")
+    event = models.ForeignKey(TargetEvent, on_delete=models.PROTECT, related_name="awards")
+    action_index = models.PositiveIntegerField()
+    type = models.CharField(max_length=20, choices=ActionType.choices)
+    status = models.CharField(max_length=10, choices=AwardStatus.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="awards")
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(
+        Target, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    period = models.CharField(max_length=200, blank=True)
+    cycle_ordinal = models.PositiveIntegerField(null=True, blank=True)
+    points = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    points_type = models.CharField(max_length=20, choices=AwardPointsType.choices, blank=True)
+    expires_on = models.DateField(null=True, blank=True)
+    till = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    coupon = models.OneToOneField(
+        Coupon, null=True, blank=True, on_delete=models.PROTECT, related_name="award"
+    )
+    coupon_code = models.CharField(max_length=64, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    message = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    depth = models.PositiveSmallIntegerField(
+        default=0, help_text="1 when the event was caused by points from another award."
+    )
+    fed_activity = models.CharField(
+        max_length=200, blank=True, help_text="The points activity written back to tracking."
+    )
+    awarded_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["promotion", "event", "action_index"], name="award_once_per_action"
+            ),
+            models.CheckConstraint(
+                condition=Q(points__isnull=True) | Q(points__gte=0),
+                name="award_points_not_negative",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organisation", "target_group", "target"]),
+            models.Index(fields=["customer", "id"]),
+            models.Index(fields=["promotion", "id"]),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.type} #{self.action_index} of {self.promotion_id} for event {self.event_id}"
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class CommunicationKind(models.TextChoices):
+    PERIOD_START = "period_start", "Start of evaluation period"
+    PERIOD_END = "period_end", "End of evaluation period"
+    TARGET_VALUE_CHANGED = "target_value_changed", "Change of target value"
+
+
+class Communication(models.Model):
+    """The old flow's communications of a milestone (reference 004), sent through the same
+    message machinery as promotion messages."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.ForeignKey(
+        TargetGroup, on_delete=models.CASCADE, related_name="communications"
+    )
+    kind = models.CharField(max_length=30, choices=CommunicationKind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    template = models.TextField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target_group", "kind", "channel"], name="communication_once_per_kind"
+            ),
+        ]
+        ordering = ["target_group_id", "kind", "channel"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.channel}) of {self.target_group_id}"
+
+    def clean(self):
+        try:
+            validate_template(self.template)
+        except TemplateError as exc:
+            raise ValidationError({"template": [str(exc)]})
+
+
+class Message(models.Model):
+    """The outbox of messages: emails are sent through Django's email backend; SMS rows wait
+    here for the SMS gateway (status pending)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    recipient = models.CharField(max_length=254)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    award = models.ForeignKey(
+        Award, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    communication = models.ForeignKey(
+        Communication, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["channel", "id"],
+                name="message_pending_idx",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["customer", "id"]),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.channel} to {self.recipient}: {self.body[:40]}"
+
+
+class CommunicationDelivery(models.Model):
+    """A communication sent to one customer for one cycle (once; `key` tells target-value
+    changes apart)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    communication = models.ForeignKey(
+        Communication, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    cycle_ordinal = models.PositiveIntegerField()
+    key = models.CharField(max_length=100, blank=True, default="")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["communication", "customer", "cycle_ordinal", "key"],
+                name="communication_delivered_once",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.communication_id} -> {self.customer_id} C{self.cycle_ordinal} {self.key}"
+
+
+class TargetValueSeen(models.Model):
+    """The target value last seen for a customer in a cycle, to notice a change."""
+
+    communication = models.ForeignKey(Communication, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="+")
+    cycle_ordinal = models.PositiveIntegerField()
+    value = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["communication", "customer", "target", "cycle_ordinal"],
+                name="target_value_seen_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.target_id} C{self.cycle_ordinal} = {self.value}"

@@ -1,0 +1,58 @@
+"""How promotions listen to the other apps (connected in PromotionsConfig.ready)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from evaluation.models import TargetEvent
+
+from .models import Promotion, PromotionActivity
+
+
+def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwargs) -> None:
+    """Write one `enrolled` target event per newly enrolled customer, for promotions on the
+    "enrolled" activity (only when the organisation has such a promotion: nothing is
+    written for nobody)."""
+    listening = Promotion.objects.filter(
+        organisation_id=target_group.organisation_id,
+        activity=PromotionActivity.ENROLLED,
+        is_active=True,
+    ).exists()
+    if not listening or not customer_ids:
+        return
+    targets = list(target_group.targets.all())
+    target = targets[0] if len(targets) == 1 else None
+    now = timezone.now()
+    period = target_group.periods.filter(starts_at__lte=now, ends_at__gt=now).first()
+    ordinal = period.ordinal if period else None
+    rows = [
+        TargetEvent(
+            organisation_id=target_group.organisation_id,
+            type="enrolled",
+            dedupe_key=f"enrolled:{target_group.id}:{customer_id}",
+            customer_id=customer_id,
+            target_group=target_group,
+            target=target,
+            cycle_ordinal=ordinal,
+            period_name=period.name if period else "",
+            achieved=0,
+            defined=target.value_for_cycle(ordinal or 1) if target else None,
+            is_target_achieved_event=False,
+            occurred_at=now,
+        )
+        for customer_id in customer_ids
+    ]
+    keys = [r.dedupe_key for r in rows]
+    with transaction.atomic():
+        TargetEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        ids = list(
+            TargetEvent.objects.filter(
+                organisation_id=target_group.organisation_id,
+                dedupe_key__in=keys,
+                consumed_at__isnull=True,
+            ).values_list("id", flat=True)
+        )
+        from .tasks import queue_consumption
+
+        queue_consumption(ids)

@@ -1,0 +1,285 @@
+"""Reads: the `currentEvent` profile of a target event, awards, the liability report, and the
+actions taken per event (for the customer's milestones timeline)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+
+from enrolment.models import CustomerTargetValue, Enrolment
+from evaluation.models import Progress, TargetEvent
+from milestones.models import Target, TargetGroup
+from promotions.rules import EventProfile
+
+from .models import ActionType, Award, AwardStatus
+
+ZERO = Decimal(0)
+
+#: currentEvent.name for each kind of target event
+EVENT_NAMES = {
+    "target_achieved": "targetAchieved",
+    "period_elapsed": "targetPeriodElapsed",
+    "sub_target_achieved": "subTargetReached",
+    "enrolled": "targetEnrolled",
+}
+
+
+def event_instant(event: TargetEvent) -> datetime:
+    """The moment an event is about. A period-elapsed event is written at the cycle's end
+    plus the offset days; it is about the cycle's last instant."""
+    if event.type == "period_elapsed":
+        offset = event.target_group.effective_offset_days
+        return event.occurred_at - timedelta(days=offset) - timedelta(microseconds=1)
+    return event.occurred_at
+
+
+def event_day(event: TargetEvent) -> date:
+    """The day (organisation's timezone) a promotion must be live on to act on the event."""
+    return event_instant(event).astimezone(event.organisation.tzinfo).date()
+
+
+def event_target_name(event: TargetEvent) -> str:
+    return event.target.name if event.target_id else event.target_group.name
+
+
+@dataclass
+class NameIndex:
+    """Target and milestone names of one organisation (both unique per organisation)."""
+
+    targets: dict = field(default_factory=dict)  # name -> Target
+    groups: dict = field(default_factory=dict)  # name -> (TargetGroup, [Target])
+
+    @classmethod
+    def load(cls, organisation_id: int, names) -> NameIndex:
+        index = cls()
+        names = set(names)
+        if not names:
+            return index
+        for target in Target.objects.filter(organisation_id=organisation_id, name__in=names):
+            index.targets[target.name] = target
+        groups = TargetGroup.objects.filter(
+            organisation_id=organisation_id, name__in=names
+        ).prefetch_related("targets")
+        for group in groups:
+            index.groups[group.name] = (group, list(group.targets.all()))
+        return index
+
+
+def event_targets(event: TargetEvent, names, index: NameIndex) -> dict[str, tuple]:
+    """`EventProfile.targets` for the names a rule reads: name -> (achieved, defined).
+
+    The event's own target reads the event's values (its cycle). Another target reads the
+    customer's progress in the same cycle when it is in the same milestone, else in the
+    cycle containing the event's moment, else the latest; a customer enrolled without
+    progress reads 0 against the defined value; a target the customer is not in is left
+    out (the rule language reads it as 0 and `targetExists` false). A milestone's name
+    stands for its only target, or, for the event's own unified milestone, for the event.
+    """
+    out: dict[str, tuple] = {}
+    wanted: list[tuple[str, Target]] = []
+    for name in names:
+        target = index.targets.get(name)
+        if target is None and name in index.groups:
+            group, targets = index.groups[name]
+            if group.id == event.target_group_id and event.target_id is None:
+                out[name] = (event.achieved, event.defined)
+                continue
+            if len(targets) != 1:
+                continue
+            target = targets[0]
+        if target is None:
+            continue
+        if target.id == event.target_id:
+            out[name] = (event.achieved, event.defined)
+        else:
+            wanted.append((name, target))
+    if not wanted:
+        return out
+    rows = defaultdict(list)
+    for p in Progress.objects.filter(
+        customer_id=event.customer_id, target_id__in={t.id for _, t in wanted}
+    ).only("target_id", "cycle_ordinal", "cycle_start", "cycle_end", "achieved", "target_value"):
+        rows[p.target_id].append(p)
+    instant = event_instant(event)
+    missing = []
+    for name, target in wanted:
+        mine = rows.get(target.id, [])
+        row = None
+        if target.target_group_id == event.target_group_id and event.cycle_ordinal:
+            row = next((p for p in mine if p.cycle_ordinal == event.cycle_ordinal), None)
+        else:
+            row = next(
+                (
+                    p
+                    for p in mine
+                    if p.cycle_start <= instant and (p.cycle_end is None or instant < p.cycle_end)
+                ),
+                None,
+            )
+            if row is None and mine:
+                row = max(mine, key=lambda p: p.cycle_ordinal)
+        if row is not None:
+            out[name] = (row.achieved, row.target_value)
+        else:
+            missing.append((name, target))
+    if missing:
+        out.update(_enrolled_without_progress(event, missing, instant))
+    return out
+
+
+def _enrolled_without_progress(event, missing, instant) -> dict[str, tuple]:
+    group_ids = {t.target_group_id for _, t in missing}
+    enrolled = set(
+        Enrolment.objects.filter(
+            customer_id=event.customer_id, target_group_id__in=group_ids, is_active=True
+        ).values_list("target_group_id", flat=True)
+    )
+    out = {}
+    for name, target in missing:
+        if target.target_group_id not in enrolled:
+            continue
+        ordinal = 1
+        if target.target_group_id == event.target_group_id and event.cycle_ordinal:
+            ordinal = event.cycle_ordinal
+        else:
+            period = (
+                target.target_group.periods.filter(starts_at__lte=instant, ends_at__gt=instant)
+                .only("ordinal")
+                .first()
+            )
+            if period is not None:
+                ordinal = period.ordinal
+        value = (
+            CustomerTargetValue.objects.filter(
+                target=target, customer_id=event.customer_id, cycle_ordinal=ordinal
+            )
+            .values_list("value", flat=True)
+            .first()
+        )
+        out[name] = (ZERO, value if value is not None else target.value_for_cycle(ordinal))
+    return out
+
+
+def event_profile(event: TargetEvent, names, index: NameIndex) -> EventProfile:
+    """The `currentEvent` profile; `targets` only for the names the rules read."""
+    return EventProfile(
+        name=EVENT_NAMES.get(event.type, event.type),
+        attributes={
+            "type": event.type,
+            "cycle": event.cycle_ordinal,
+            "achieved": event.achieved,
+            "defined": event.defined,
+            "milestone": event.target_group.name,
+        },
+        targets=event_targets(event, names, index) if names else {},
+        is_target_achieved_event=bool(event.is_target_achieved_event),
+        milestone_value_defined=event.milestone_value_defined,
+        target_milestone_trigger=list(event.milestone_triggers or []),
+        target_name=event_target_name(event),
+        target_period=event.period_name or "",
+    )
+
+
+def customer_profile(customer) -> dict:
+    return {
+        "mobile": customer.mobile or "",
+        "email": customer.email or "",
+        "externalId": customer.external_id or "",
+        "name": customer.name or "",
+        "attributes": customer.attributes or {},
+    }
+
+
+# --- awards --------------------------------------------------------------------------------
+
+
+def awards_for(*, organisation_id: int):
+    return Award.objects.filter(organisation_id=organisation_id).select_related(
+        "promotion", "target", "target_group", "till"
+    )
+
+
+def actions_for_events(event_ids) -> dict[int, list[dict]]:
+    """For evaluation.selectors.ACTION_LOOKUPS: the actions taken for each event."""
+    out: dict[int, list[dict]] = defaultdict(list)
+    ids = list(event_ids)
+    for start in range(0, len(ids), 5000):
+        rows = (
+            Award.objects.filter(event_id__in=ids[start : start + 5000])
+            .select_related("promotion")
+            .order_by("id")
+        )
+        for a in rows:
+            out[a.event_id].append(
+                {
+                    "type": a.type,
+                    "promotion": a.promotion.name,
+                    "promotion_id": a.promotion_id,
+                    "status": a.status,
+                    "points": a.points,
+                    "points_type": a.points_type,
+                    "coupon_code": a.coupon_code,
+                    "message": a.message,
+                    "error": a.error,
+                    "created_at": a.created_at,
+                }
+            )
+    return dict(out)
+
+
+LIABILITY_COLUMNS = [
+    ("target_group_id", "Milestone id"),
+    ("target_group__name", "Milestone"),
+    ("target_id", "Target id"),
+    ("target__name", "Target"),
+    ("regular_points", "Regular points"),
+    ("promotional_points", "Promotional points"),
+    ("total_points", "Points (total)"),
+    ("coupons", "Coupons issued"),
+    ("messages", "Messages"),
+    ("failed", "Failed actions"),
+    ("customers", "Customers"),
+]
+
+
+def liability_report(
+    *,
+    organisation_id: int,
+    start: date | None = None,
+    end: date | None = None,
+    promotion_id: int | None = None,
+    target_group_id: int | None = None,
+) -> list[dict]:
+    """Points, coupons and messages given, per milestone and target (the milestone whose
+    event caused each award, even when one promotion serves several milestones)."""
+    qs = Award.objects.filter(organisation_id=organisation_id)
+    if start:
+        qs = qs.filter(awarded_at__date__gte=start)
+    if end:
+        qs = qs.filter(awarded_at__date__lte=end)
+    if promotion_id:
+        qs = qs.filter(promotion_id=promotion_id)
+    if target_group_id:
+        qs = qs.filter(target_group_id=target_group_id)
+    done = Q(status=AwardStatus.DONE)
+    points = done & Q(type=ActionType.AWARD_POINTS)
+    rows = (
+        qs.values("target_group_id", "target_group__name", "target_id", "target__name")
+        .annotate(
+            regular_points=Sum("points", filter=points & Q(points_type="regular"), default=ZERO),
+            promotional_points=Sum(
+                "points", filter=points & Q(points_type="promotional"), default=ZERO
+            ),
+            total_points=Sum("points", filter=points, default=ZERO),
+            coupons=Count("id", filter=done & Q(type=ActionType.ISSUE_COUPON)),
+            messages=Count("id", filter=done & Q(type=ActionType.SEND_MESSAGE)),
+            failed=Count("id", filter=Q(status=AwardStatus.FAILED)),
+            customers=Count("customer_id", distinct=True),
+        )
+        .order_by("target_group__name", "target__name")
+    )
+    return list(rows)
