@@ -28,7 +28,7 @@ BUCKETS = [
     ("25–50%", "b25"),
     ("50–75%", "b50"),
     ("75–100%", "b75"),
-    ("Achieved", "achieved"),
+    ("Achieved", "hit"),
 ]
 LEADERBOARD_SIZE = 10
 # Names the promotions ledger may have; the first installed one is used.
@@ -197,14 +197,14 @@ def _current_cycle(cycles: list[dict], used: set[int]) -> int | None:
 
 
 def _progress_stats(target_ids: list[int]) -> dict[tuple[int, int], dict]:
-    """(target, cycle) -> {rows, achieved, b0, b25, b50, b75}: one grouped query."""
+    """(target, cycle) -> {rows, hit, b0, b25, b50, b75}: one grouped query (`hit`: achieved)."""
     done = Q(achieved_at__isnull=False)
     rows = (
         Progress.objects.filter(target_id__in=target_ids)
         .values("target_id", "cycle_ordinal")
         .annotate(
             rows=Count("id"),
-            achieved=Count("id", filter=done),
+            hit=Count("id", filter=done),
             b0=Count("id", filter=~done & Q(achieved__lt=F("target_value") * Decimal("0.25"))),
             b25=Count(
                 "id",
@@ -302,8 +302,13 @@ def awards_per_cycle(group: TargetGroup) -> list[dict] | None:
     )  # fmt: skip
     if cycle is None:
         return None
-    if "status" in fields:
-        qs = qs.exclude(status__in=["failed", "error", "refused", "cancelled"])
+    if "status" in fields:  # paid: done (not failed, nor skipped with nothing to give)
+        choices = {value for value, _ in (model._meta.get_field("status").choices or [])}
+        qs = (
+            qs.filter(status="done")
+            if "done" in choices
+            else qs.exclude(status__in=["failed", "skipped"])
+        )
     amount = next((a for a in ("points", "amount", "value") if a in fields), None)
     annotations = {"awards": Count("id")}
     if amount:
@@ -345,7 +350,7 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
         per_cycle = []
         for c in cycles:
             s = stats.get((t.id, c["ordinal"]), {})
-            achieved = s.get("achieved", 0)
+            achieved = s.get("hit", 0)
             per_cycle.append({**c, "rows": s.get("rows", 0), "achieved": achieved,
                               "rate": _rate(achieved, enrolled)})  # fmt: skip
         s = stats.get((t.id, current), {}) if current else {}
@@ -443,8 +448,8 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
         ]  # fmt: skip
         awards_chart = column_chart(
             [
-                Bar(label=f"C{a['ordinal']}" if per_customer else a["name"], value=a["points"],
-                    css="ins-award", hint=f"{a['name']}: {a['awards']} awards, {_fmt(a['points'])}")
+                Bar(label=f"C{a['ordinal']}" if per_customer else a["name"], value=a["awards"],
+                    css="ins-award", hint=f"{a['name']}: {a['awards']} awards, {_fmt(a['points'])} points")
                 for a in awards
             ],
             title="Awards paid per cycle",

@@ -21,5 +21,4 @@ urlpatterns = [
     path("milestones/<int:group_id>/imports/", views.milestone_imports_page, name="imports"),
     path("imports/<int:import_id>/", views.import_progress_page, name="import-progress"),
     path("runs/<str:kind>/<int:run_id>/", views.run_progress_page, name="run-progress"),
-    path("runs/<str:kind>/<int:run_id>/status/", views.run_status, name="run-status"),
 ]

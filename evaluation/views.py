@@ -13,12 +13,11 @@ from decimal import Decimal
 from functools import wraps
 
 from django import forms
-from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -31,6 +30,7 @@ from enrolment.models import Customer, ImportJob
 from milestones.models import CycleType, EnrolmentMode, Entity, Kpi, Role, TargetGroup, UnifiedMode
 
 from .insights import milestone_insights
+from .models import EvaluationRun, ReprocessRun
 from .selectors import customer_milestones
 
 CARE_ROLES = (Role.MEMBER_CARE, Role.CONFIGURER)
@@ -46,11 +46,11 @@ STATUS_LABELS = {"completed": "Completed", "ongoing": "Ongoing", "upcoming": "Up
 SEARCH_KINDS = {"any": "Any identifier", "mobile": "Mobile", "email": "Email",
                 "external_id": "External id"}  # fmt: skip
 
-# Long work that shows a progress bar: kind -> (app label, model, unit, summary fields).
+# Runs that show a progress bar: kind -> (model, status URL name, unit, summary fields).
 RUN_KINDS = {
-    "evaluation": ("evaluation", "EvaluationRun", "customers",
-                   [("events_written", "Events written")]),
-    "reprocess": ("evaluation", "ReprocessRun", "activities", [("error", "Error")]),
+    "evaluation": (EvaluationRun, "evaluation-run", "customers",
+                   [("period", "Cycle"), ("events_written", "Events written")]),
+    "reprocess": (ReprocessRun, "reprocess-run", "customers", [("error", "Error")]),
 }  # fmt: skip
 IMPORT_SUMMARY = [
     ("total", "Rows in the file"),
@@ -125,20 +125,43 @@ def moment(value: datetime | None, tz) -> str:
     return f"{value.astimezone(tz):%d %b %Y, %H:%M}" if value else ""
 
 
-def _action_text(action) -> str:
-    """An action of the awards ledger as one line; the ledger's dicts are shown as given."""
+def _action_view(action) -> dict:
+    """An action of the awards ledger as {text, status}: '50 regular points — Gold bonus'.
+
+    The ledger's dicts (promotions.selectors.actions_for_events) carry type, promotion,
+    status, points, points_type, coupon_code, message and error; unknown shapes are listed.
+    """
     if not isinstance(action, dict):
-        return str(action)
-    for key in ("summary", "label", "description", "text"):
-        if action.get(key):
-            return str(action[key])
-    kind = action.get("type") or action.get("kind") or action.get("action") or "action"
-    details = ", ".join(
-        f"{k.replace('_', ' ')} {v}"
-        for k, v in action.items()
-        if k not in ("type", "kind", "action", "id", "event_id") and v not in (None, "", [], {})
-    )
-    return f"{str(kind).replace('_', ' ').capitalize()}{': ' + details if details else ''}"
+        return {"text": str(action), "status": "done"}
+    kind = action.get("type") or ""
+    status = action.get("status") or "done"
+    if action.get("summary") or action.get("label"):
+        text = str(action.get("summary") or action.get("label"))
+    elif kind == "award_points":
+        points = number(action["points"]) if action.get("points") is not None else "—"
+        text = f"{points} {action.get('points_type') or ''} points".replace("  ", " ")
+    elif kind == "issue_coupon":
+        text = f"Coupon {action.get('coupon_code') or ''}".strip()
+    elif kind == "send_message":
+        message = str(action.get("message") or "")
+        text = "Message" + (
+            f": {message[:80]}{'…' if len(message) > 80 else ''}" if message else ""
+        )
+    else:
+        details = ", ".join(
+            f"{k.replace('_', ' ')} {v}"
+            for k, v in action.items()
+            if k not in ("type", "id", "event_id", "status") and v not in (None, "", [], {})
+        )
+        label = str(kind or "action").replace("_", " ").capitalize()
+        text = f"{label}: {details}" if details else label
+    if action.get("promotion"):
+        text += f" — {action['promotion']}"
+    if status == "failed":
+        text += f" (failed{': ' + str(action['error']) if action.get('error') else ''})"
+    elif status == "skipped":
+        text += " (skipped: nothing to give)"
+    return {"text": text, "status": status}
 
 
 def _cycle_view(cycle: dict, tz) -> dict:
@@ -161,7 +184,7 @@ def _cycle_view(cycle: dict, tz) -> dict:
             "reached": bool(s["achieved_at"]),
             "reached_on": day(s["achieved_at"].astimezone(tz).date()) if s["achieved_at"] else "",
             "reached_at": moment(s["achieved_at"], tz),
-            "actions": [_action_text(a) for a in s["actions"]],
+            "actions": [_action_view(a) for a in s["actions"]],
         }
         for s in cycle["sub_targets"]
     ]
@@ -181,7 +204,7 @@ def _cycle_view(cycle: dict, tz) -> dict:
         "sub_targets": subs,
         "subs_reached": sum(1 for s in subs if s["reached"]),
         # The cycle's other actions (achievement, end of cycle); sub-targets list their own.
-        "actions": [_action_text(a) for a in cycle["actions"] if id(a) not in sub_actions],
+        "actions": [_action_view(a) for a in cycle["actions"] if id(a) not in sub_actions],
     }
 
 
@@ -380,7 +403,7 @@ def import_progress_page(request, import_id: int):
         title=f"Custom list import #{job.pk}",
         heading=f"Custom list import #{job.pk} — {job.original_name or 'upload'}",
         group=job.target_group,
-        status_url=f"/api/v1/imports/{job.pk}/",
+        status_url=reverse("import-detail", args=[job.pk]),
         unit="rows",
         summary=[{"field": f, "label": label} for f, label in IMPORT_SUMMARY],
         show_errors=True,
@@ -388,58 +411,28 @@ def import_progress_page(request, import_id: int):
     )
 
 
-def _run_model(kind: str):
-    """The lead's run models, looked up by name so these pages work before they land."""
-    if kind not in RUN_KINDS:
-        raise Http404("Unknown kind of run.")
-    app_label, model_name, unit, summary = RUN_KINDS[kind]
-    try:
-        return apps.get_model(app_label, model_name), unit, summary
-    except LookupError:
-        raise Http404(f"{model_name} is not installed.")
-
-
-def _run_of(request, kind: str, run_id: int):
-    model, unit, summary = _run_model(kind)
-    run = get_object_or_404(model, pk=run_id, organisation_id=request.user.organisation_id)
-    return run, unit, summary
-
-
 @require_GET
 @role_required(*CONFIG_ROLES)
 def run_progress_page(request, kind: str, run_id: int):
-    run, unit, summary = _run_of(request, kind, run_id)
-    group = TargetGroup.objects.filter(pk=run.target_group_id).first()
+    """A reprocessing or cycle-end evaluation run, polling its status in the API."""
+    if kind not in RUN_KINDS:
+        raise Http404("Unknown kind of run.")
+    model, url_name, unit, summary = RUN_KINDS[kind]
+    run = get_object_or_404(
+        model.objects.select_related("target_group"),
+        pk=run_id,
+        organisation_id=request.user.organisation_id,
+    )
     label = "Cycle-end evaluation" if kind == "evaluation" else "Reprocessing"
     return _page(
         request,
         "membercare/progress.html",
         title=f"{label} #{run.pk}",
-        heading=f"{label} #{run.pk}" + (f" — {group.name}" if group else ""),
-        group=group,
-        status_url=reverse("care:run-status", kwargs={"kind": kind, "run_id": run.pk}),
+        heading=f"{label} #{run.pk} — {run.target_group.name}",
+        group=run.target_group,
+        status_url=reverse(url_name, args=[run.pk]),
         unit=unit,
-        summary=[
-            {"field": f, "label": label} for f, label in [("total", f"Total {unit}"), *summary]
-        ],
+        summary=[{"field": f, "label": text} for f, text in [("total", f"Total {unit}"), *summary]],
         show_errors=False,
         initial={"status": run.status, "total": run.total, "processed": run.processed},
     )
-
-
-@require_GET
-@role_required(*CONFIG_ROLES)
-def run_status(request, kind: str, run_id: int):
-    """`{status, total, processed, percent, ...summary fields}` for the progress bar."""
-    run, _, summary = _run_of(request, kind, run_id)
-    body = {
-        "id": run.pk,
-        "status": run.status,
-        "total": run.total,
-        "processed": run.processed,
-        "percent": int(run.processed * 100 / run.total) if run.total else 0,
-        "finished_at": getattr(run, "finished_at", None),
-    }
-    for field, _ in summary:
-        body[field] = getattr(run, field, None)
-    return JsonResponse(body)

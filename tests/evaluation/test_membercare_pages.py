@@ -13,10 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from enrolment.importing.jobs import import_job_run
 from enrolment.models import Customer, Enrolment, EnrolmentSource, ImportJob
-from evaluation import selectors
-from evaluation.insights import Bar, column_chart, row_chart
-from evaluation.models import Progress, TargetEvent, TargetEventType
+from evaluation import insights, selectors
+from evaluation.insights import Bar, column_chart, ledger_model, row_chart
+from evaluation.models import Progress, ReprocessRun, TargetEvent, TargetEventType
 from milestones.cycles import add_months
 from milestones.selectors import org_today
 from milestones.services.target_groups import target_group_create
@@ -325,18 +326,25 @@ def test_actions_from_the_awards_ledger_are_listed_under_their_sub_target(
     sub_event = events.get(type=TargetEventType.SUB_TARGET_ACHIEVED, sub_target__name="Spend 20%", cycle_ordinal=1)  # fmt: skip
     achieved = events.get(type=TargetEventType.TARGET_ACHIEVED, cycle_ordinal=1)
 
-    def lookup(event_ids):
+    def lookup(event_ids):  # the shape of promotions.selectors.actions_for_events
         return {
-            sub_event.pk: [{"type": "points", "summary": "50 points (Welcome bonus)"}],
-            achieved.pk: [{"type": "coupon", "series": "GOLD", "code": "G-1"}],
-        }
+            sub_event.pk: [{"type": "award_points", "promotion": "Welcome bonus", "status": "done",
+                            "points": Decimal("50.0000"), "points_type": "regular"}],
+            achieved.pk: [{"type": "issue_coupon", "promotion": "Gold", "status": "failed",
+                           "coupon_code": "", "error": "the series ran out"},
+                          {"type": "send_message", "promotion": "Gold", "status": "done",
+                           "message": "Well done, Asha!"}],
+        }  # fmt: skip
 
     monkeypatch.setattr(selectors, "ACTION_LOOKUPS", [lookup])
     html = admin_client_for(member_care).get(f"/care/customers/{tracked.pk}/milestones/").content.decode()  # fmt: skip
     first = cycles_of(html, spend.targets.get().pk)[1]
-    subs = re.findall(r'<li class="mc-sub is-reached">(.*?)</li>\s*</ul>', first, re.S)
-    assert "Spend 20% on reaching 200 50 points (Welcome bonus)" in text_of(first)
-    assert subs and "Other actions in this cycle Coupon: series GOLD, code G-1" in text_of(first)
+    assert "Spend 20% on reaching 200 50 regular points — Welcome bonus" in text_of(first)
+    assert (
+        "Other actions in this cycle Coupon — Gold (failed: the series ran out) "
+        "Message: Well done, Asha! — Gold"
+    ) in text_of(first)
+    assert '<li class="mc-action mc-action--failed">Coupon — Gold' in first
 
 
 # --- bounded queries -----------------------------------------------------------------------
@@ -421,13 +429,48 @@ def test_insights_show_enrolment_rates_distribution_and_sub_target_reach(
         ("completed", "1 of 2", "50.0%"), ("completed", "0 of 2", "0.0%"),
         ("completed", "0 of 2", "0.0%"), ("ongoing", "0 of 2", "0.0%")]  # fmt: skip
     buckets = dict(re.findall(r'<tr class="ins-bucket-(\w+)"><th>[^<]+</th><td>(\d+)</td>', html))
-    assert buckets == {"b0": "0", "b25": "0", "b50": "1", "b75": "0", "achieved": "1"}
+    assert buckets == {"b0": "0", "b25": "0", "b50": "1", "b75": "0", "hit": "1"}
     assert "Spend 20% 20% of the target 2 (100.0%)" in text
     assert "Spend 50% 50% of the target 2 (100.0%)" in text
-    assert html.count('<svg class="ins-chart') == 3
+    assert html.count('<svg class="ins-chart') == (4 if ledger_model() else 3)
     assert 'aria-label="Achievement rate per cycle: Monthly spend"' in html
     assert "The leaderboard is not enabled for this milestone." in text
-    assert "No awards ledger yet" in text
+    assert ("No awards ledger yet" in text) is (ledger_model() is None)
+
+
+def test_insights_work_without_the_awards_ledger(admin_client_for, configurer, spend, monkeypatch):
+    monkeypatch.setattr(insights, "ledger_model", lambda: None)
+    text = text_of(admin_client_for(configurer).get(f"/care/milestones/{spend.pk}/insights/").content.decode())  # fmt: skip
+    assert "Awards paid per cycle No awards ledger yet" in text
+
+
+def test_insights_count_the_awards_paid_in_each_cycle(admin_client_for, configurer, tracked, spend):
+    model = ledger_model()
+    if model is None:
+        pytest.skip("The promotions awards ledger has not landed yet.")
+    from promotions.models import Promotion
+
+    promotion = Promotion.objects.create(
+        organisation=spend.organisation, name="Gold", start=spend.start, end=spend.end,
+        condition="currentEvent.isTargetAchievedEvent == true",
+    )  # fmt: skip
+    events = list(TargetEvent.objects.filter(customer=tracked, target_group=spend).order_by("id"))
+    for i, (event, status, points) in enumerate([(events[0], "done", 50), (events[1], "done", 70),
+                                                 (events[2], "failed", None)]):  # fmt: skip
+        model.objects.create(
+            organisation=spend.organisation, promotion=promotion, event=event, action_index=i,
+            type="award_points", status=status, customer=tracked, target_group=spend,
+            target=event.target, cycle_ordinal=event.cycle_ordinal, points=points,
+            awarded_at=event.occurred_at,
+        )  # fmt: skip
+    html = admin_client_for(configurer).get(f"/care/milestones/{spend.pk}/insights/").content.decode()  # fmt: skip
+    awards = html[html.index('class="ins-awards') :]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([^<]+)</td></tr>", awards)
+    by_cycle = {ordinal: (n, pts) for ordinal, (_, n, pts) in enumerate(rows, start=1)}
+    cycle = events[0].cycle_ordinal
+    assert all(e.cycle_ordinal == cycle for e in events[:3])
+    assert by_cycle[cycle] == ("2", "120")  # the failed one is not paid
+    assert 'aria-label="Awards paid per cycle"' in awards
 
 
 def test_insights_default_to_the_ongoing_cycle(admin_client_for, configurer, tracked, spend):
@@ -435,7 +478,7 @@ def test_insights_default_to_the_ongoing_cycle(admin_client_for, configurer, tra
     name = spend.periods.get(ordinal=4).name
     assert f"{name} Cycle shown below" in text_of(html)
     buckets = dict(re.findall(r'<tr class="ins-bucket-(\w+)"><th>[^<]+</th><td>(\d+)</td>', html))
-    assert buckets == {"b0": "0", "b25": "1", "b50": "0", "b75": "0", "achieved": "0"}
+    assert buckets == {"b0": "0", "b25": "1", "b50": "0", "b75": "0", "hit": "0"}
 
 
 def test_the_leaderboard_lists_the_top_customers_of_the_cycle_with_shared_ranks(
@@ -463,7 +506,9 @@ def test_the_leaderboard_lists_the_top_customers_of_the_cycle_with_shared_ranks(
 
 
 def test_the_svg_charts_are_drawn_from_the_numbers():
-    svg = column_chart([Bar("Jan", 50, "50%"), Bar("Feb", 100, "100%")], title="Rate", max_value=100)
+    svg = column_chart(
+        [Bar("Jan", 50, "50%"), Bar("Feb", 100, "100%")], title="Rate", max_value=100
+    )
     heights = [int(h) for h in re.findall(r'class="ins-bar"[^>]* height="(\d+)"', svg)]
     assert heights[1] == 2 * heights[0] > 0
     assert "<title>Rate</title>" in svg and ">50%</text>" in svg and ">Feb</text>" in svg
@@ -493,10 +538,12 @@ def test_a_configurer_uploads_a_custom_list_and_is_sent_to_its_progress_page(
     form = client.get(f"/care/milestones/{group.pk}/imports/")
     assert "Upload a custom list" in text_of(form.content.decode())
     csv = SimpleUploadedFile("list.csv", b"mobile,P1,P2\n9000000001,100,200\n", "text/csv")
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         response = client.post(f"/care/milestones/{group.pk}/imports/", {"file": csv, "identifier_type": "mobile", "send_trigger": "on"})  # fmt: skip
     job = ImportJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/care/imports/{job.pk}/"
+    assert len(queued) == 1  # the import task, queued after commit
+    import_job_run(import_id=job.pk)  # as the worker would
     job.refresh_from_db()
     assert job.status == "done" and job.newly_enrolled == 1
     html = client.get(response["Location"]).content.decode()
@@ -518,19 +565,18 @@ def test_an_upload_to_a_milestone_not_enrolled_by_list_is_refused(
     assert "custom lists are uploaded only to milestones enrolled by custom list" in text_of(response.content.decode())  # fmt: skip
 
 
-def test_a_run_status_answers_rows_done_of_total(admin_client_for, configurer, spend, other_configurer):
-    from django.apps import apps
-
-    try:
-        model = apps.get_model("evaluation", "ReprocessRun")
-    except LookupError:
-        pytest.skip("The reprocessing run model has not landed yet.")
-    run = model.objects.create(organisation=spend.organisation, target_group=spend, status="running", total=40, processed=10)  # fmt: skip
+def test_a_run_progress_page_polls_the_runs_status_in_the_api(
+    admin_client_for, configurer, member_care, spend, other_configurer
+):
+    run = ReprocessRun.objects.create(organisation=spend.organisation, target_group=spend,
+                                      status="running", total=40, processed=10)  # fmt: skip
     client = admin_client_for(configurer)
-    body = client.get(f"/care/runs/reprocess/{run.pk}/status/").json()
-    assert (body["status"], body["total"], body["processed"], body["percent"]) == ("running", 40, 10, 25)
     html = client.get(f"/care/runs/reprocess/{run.pk}/").content.decode()
-    assert f'data-status-url="/care/runs/reprocess/{run.pk}/status/"' in html
-    assert "Reprocessing #" in text_of(html) and "10 / 40 activities" in text_of(html)
-    assert admin_client_for(other_configurer).get(f"/care/runs/reprocess/{run.pk}/status/").status_code == 404  # fmt: skip
+    assert f'data-status-url="/api/v1/reprocess-runs/{run.pk}/"' in html
+    assert f"Reprocessing #{run.pk} — Spend" in text_of(html)
+    assert "Running 10 / 40 customers" in text_of(html)
+    body = client.get(f"/api/v1/reprocess-runs/{run.pk}/").json()  # what the bar reads
+    assert (body["status"], body["total"], body["processed"]) == ("running", 40, 10)
     assert client.get("/care/runs/nonsense/1/").status_code == 404
+    assert admin_client_for(member_care).get(f"/care/runs/reprocess/{run.pk}/").status_code == 403
+    assert admin_client_for(other_configurer).get(f"/care/runs/reprocess/{run.pk}/").status_code == 404  # fmt: skip
