@@ -182,6 +182,7 @@ class PgImport:
                 """
             )
             cursor.execute("RESET work_mem")
+            cursor.execute(f"ANALYZE {self.checked}")  # temp tables get no autovacuum statistics
             # a row's errors: problem, identifier, duplicate/unknown, each bad value
             cells_bad = " + ".join(f"(CASE WHEN {b} THEN 1 ELSE 0 END)" for b in bad_cols) or "0"
             cursor.execute(
@@ -286,6 +287,7 @@ class PgImport:
                     """,
                     [start, end],
                 )
+                cursor.execute(f"ANALYZE {rows_t}")
                 if nvals and target_ids:
                     cells = ", ".join(
                         f"({col.ordinal}, r.val{i})" for i, col in enumerate(spec.value_columns)
