@@ -12,8 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.apps import apps
-from django.db.models import Count, F, Q, Sum, Window
-from django.db.models.functions import Rank, RowNumber
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -21,6 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from enrolment.models import Enrolment
 from milestones.models import CycleType, SubTargetCriteria, Target, TargetGroup
 
+from . import leaderboards
 from .models import Progress, TargetEvent, TargetEventType
 
 BUCKETS = [
@@ -242,33 +242,16 @@ def _sub_target_reach(group: TargetGroup) -> dict[tuple[int, int], int]:
     return {(r["sub_target_id"], r["cycle_ordinal"]): r["n"] for r in rows}
 
 
-def _leaderboards(target_ids: list[int], ordinal: int) -> dict[int, list[dict]]:
-    """Top LEADERBOARD_SIZE of each target in one cycle, by achieved value (ties share a rank;
-    among equals, whoever got there first is listed first). One query for every target."""
-    ordering = [F("achieved").desc(), F("achieved_at").asc(nulls_last=True), F("updated_at").asc(), F("id").asc()]  # fmt: skip
-    rows = (
-        Progress.objects.filter(target_id__in=target_ids, cycle_ordinal=ordinal)
-        .annotate(
-            rank=Window(Rank(), partition_by=[F("target_id")], order_by=F("achieved").desc()),
-            position=Window(RowNumber(), partition_by=[F("target_id")], order_by=ordering),
-        )
-        .filter(position__lte=LEADERBOARD_SIZE)
-        .select_related("customer")
-        .order_by("target_id", "position")
-    )
-    out: dict[int, list[dict]] = {}
-    for p in rows:
-        out.setdefault(p.target_id, []).append(
-            {
-                "rank": p.rank,
-                "customer": p.customer,
-                "achieved": p.achieved,
-                "target": p.target_value,
-                "percent": _rate(p.achieved, p.target_value) if p.target_value else Decimal(100),
-                "is_achieved": p.achieved_at is not None,
-            }
-        )
-    return out
+def _leaderboards(targets: list[Target], ordinal: int) -> dict[int, list[dict]]:
+    """Top LEADERBOARD_SIZE of each target in one cycle, as the leaderboard API ranks them
+    (evaluation.leaderboards: equal values share a rank, whoever got there first listed first)."""
+    return {
+        t.id: [
+            {**row, "customer_label": row["customer_name"] or f"Customer #{row['customer']}"}
+            for row in leaderboards.top(target=t, ordinal=ordinal, limit=LEADERBOARD_SIZE)
+        ]
+        for t in targets
+    }
 
 
 def ledger_model():
@@ -342,7 +325,7 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
     ordinals = [c["ordinal"] for c in cycles]
     current = cycle if cycle in ordinals else _current_cycle(cycles, used)
     reach = _sub_target_reach(group)
-    boards = _leaderboards(target_ids, current) if group.leaderboard_enabled and current else {}
+    boards = _leaderboards(targets, current) if group.leaderboard_enabled and current else {}
     per_customer = group.cycle_type in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT)
 
     out_targets = []
@@ -380,7 +363,7 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
         rate_chart = column_chart(
             [
                 Bar(
-                    label=f"C{c['ordinal']}" if per_customer else c["name"],
+                    label=f"C{c['ordinal']}",
                     value=c["rate"],
                     text=f"{_fmt(c['rate'])}%",
                     css=f"ins-{c['status'] or 'cycle'}"
@@ -448,7 +431,7 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
         ]  # fmt: skip
         awards_chart = column_chart(
             [
-                Bar(label=f"C{a['ordinal']}" if per_customer else a["name"], value=a["awards"],
+                Bar(label=f"C{a['ordinal']}", value=a["awards"],
                     css="ins-award", hint=f"{a['name']}: {a['awards']} awards, {_fmt(a['points'])} points")
                 for a in awards
             ],

@@ -497,12 +497,16 @@ def test_the_leaderboard_lists_the_top_customers_of_the_cycle_with_shared_ranks(
     track()
     html = admin_client_for(configurer).get(f"/care/milestones/{group.pk}/insights/", {"cycle": 1}).content.decode()  # fmt: skip
     board = html[html.index('class="ins-table ins-board"') :]
-    rows = re.findall(r"<tr[^>]*><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td>", board)
+    rows = re.findall(r"<tr([^>]*)><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td>", board)
     assert len(rows) == 10
-    assert [(r, a) for r, _, a in rows[:5]] == [
-        ("1", "1,200 / 1,000"), ("2", "900 / 1,000"), ("2", "900 / 1,000"),
-        ("4", "500 / 1,000"), ("5", "90 / 1,000")]  # fmt: skip
-    assert rows[0][1] == "9000000103"
+    assert [(r, a) for _, r, _, a in rows[:5]] == [
+        ("1", "1,200"), ("2", "900"), ("2", "900"), ("4", "500"), ("5", "90")]  # fmt: skip
+    first = Customer.objects.get(mobile="9000000103")
+    assert rows[0][2] == f"Customer #{first.pk}" and "ins-board-achieved" in rows[0][0]
+    assert "ins-board-achieved" not in rows[1][0]
+    # the two customers on 900 are listed in the order they got there (bills at 9:00 and 10:00)
+    assert [c for _, _, c, _ in rows[1:3]] == [
+        f"Customer #{Customer.objects.get(mobile=m).pk}" for m in ("9000000101", "9000000102")]  # fmt: skip
 
 
 def test_the_svg_charts_are_drawn_from_the_numbers():
