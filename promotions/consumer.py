@@ -48,7 +48,7 @@ from .models import (
     Rounding,
 )
 from .selectors import NameIndex, customer_profile, event_day, event_profile, event_target_name
-from .templating import render
+from .templating import placeholders_of, render
 
 log = logging.getLogger(__name__)
 HUNDRED = Decimal(100)
@@ -382,6 +382,18 @@ class _EventRun:
         )
         body = render(action.template, values)
         subject = render(action.subject, values) if action.subject else ""
+        uses = placeholders_of(action.template) + (
+            placeholders_of(action.subject) if action.subject else []
+        )
+        if "coupon.code" in uses and not state["coupon_code"]:
+            return self._row(
+                promotion,
+                action,
+                status=AwardStatus.FAILED,
+                channel=action.channel,
+                message=body,
+                error="Not sent: the message shows {coupon.code} and no coupon was issued.",
+            )
         try:
             messaging.recipient_for(event.customer, action.channel)
         except messaging.NoRecipient as exc:
