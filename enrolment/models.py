@@ -59,10 +59,16 @@ class EnrolmentSource(models.TextChoices):
 class Enrolment(models.Model):
     """A customer is part of a milestone. Un-enrolling clears `is_active` and keeps the history."""
 
-    # FK indexes the composite indexes below already cover are left out: bulk imports write
-    # millions of these rows and every index is paid on each insert.
+    # Bulk imports write millions of these rows and pay every index and every foreign-key
+    # check (PostgreSQL checks each inserted row at commit): FK indexes that the composite
+    # indexes below cover are left out, and so is the database constraint on `organisation`,
+    # a scoping copy of the milestone's organisation (the ORM still cascades).
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     target_group = models.ForeignKey(
         TargetGroup, on_delete=models.CASCADE, related_name="enrolments", db_index=False
@@ -90,8 +96,14 @@ class Enrolment(models.Model):
 class CustomerTargetValue(models.Model):
     """A per-customer target value for one cycle (custom list uploads); blank means the default."""
 
+    # See Enrolment: no FK index the unique/composite indexes cover, no constraint on the
+    # scoping copy of the organisation.
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     target = models.ForeignKey(
         Target, on_delete=models.CASCADE, related_name="customer_values", db_index=False
@@ -273,11 +285,20 @@ class EnrolmentNotification(models.Model):
 
     EVENT_NAME = "targetLoyaltyCustomerEnrollment"
 
+    # See Enrolment: organisation and target group are scoping copies of the target's.
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     target_group = models.ForeignKey(
-        TargetGroup, on_delete=models.CASCADE, related_name="+", db_index=False
+        TargetGroup,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="+", db_index=False)
     customer = models.ForeignKey(
