@@ -82,19 +82,19 @@ def evaluation_plan(*, as_of: datetime) -> list[EvaluationRun]:
     return runs
 
 
-def _triggers_sql() -> str:
-    where = (
-        "se.organisation_id = %s AND se.customer_id = e.customer_id AND se.target_id = %s "
-        "AND se.cycle_ordinal = %s AND se.type = 'sub_target_achieved'"
+def _triggers_cte() -> str:
+    """Names of the sub-targets each customer of the chunk reached in the cycle, aggregated once."""
+    agg = (
+        "jsonb_agg(st.name ORDER BY st.value)"
+        if connection.vendor == "postgresql"
+        else "json_group_array(st.name)"
     )
-    if connection.vendor == "postgresql":
-        return (
-            "COALESCE((SELECT jsonb_agg(st.name ORDER BY st.value) FROM evaluation_targetevent se "
-            f"JOIN milestones_subtarget st ON st.id = se.sub_target_id WHERE {where}), '[]'::jsonb)"
-        )
+    order = "" if connection.vendor == "postgresql" else " ORDER BY st.value"
     return (
-        "(SELECT json_group_array(name) FROM (SELECT st.name AS name FROM evaluation_targetevent se "
-        f"JOIN milestones_subtarget st ON st.id = se.sub_target_id WHERE {where} ORDER BY st.value))"
+        f"WITH trig AS (SELECT customer_id, {agg} AS names FROM (SELECT se.customer_id, st.name, st.value "
+        "FROM evaluation_targetevent se JOIN milestones_subtarget st ON st.id = se.sub_target_id "
+        "WHERE se.target_id = %s AND se.cycle_ordinal = %s AND se.type = 'sub_target_achieved' "
+        f"AND se.customer_id BETWEEN %s AND %s{order}) st GROUP BY customer_id) "
     )
 
 
@@ -121,26 +121,29 @@ def evaluation_run_chunk(
             )
         for target in group.targets.all():
             default = target.value_for_cycle(period.ordinal)
+            empty = "'[]'::jsonb" if connection.vendor == "postgresql" else "'[]'"
             sql = f"""
                 INSERT INTO evaluation_targetevent (organisation_id, type, dedupe_key, customer_id, target_group_id,
                     target_id, sub_target_id, cycle_ordinal, period_name, achieved, defined, milestone_triggers,
                     milestone_value_defined, is_target_achieved_event, occurred_at, created_at, consumed_at)
+                {_triggers_cte()}
                 SELECT %s, 'period_elapsed', %s || CAST(e.customer_id AS TEXT) || %s, e.customer_id, %s,
                     %s, NULL, %s, %s, COALESCE(p.achieved, 0), COALESCE(p.target_value, v.value, %s),
-                    {_triggers_sql()}, NULL, FALSE, %s, %s, NULL
+                    COALESCE(trig.names, {empty}), NULL, FALSE, %s, %s, NULL
                 FROM enrolment_enrolment e
                 LEFT JOIN evaluation_progress p
                     ON p.customer_id = e.customer_id AND p.target_id = %s AND p.cycle_ordinal = %s
                 LEFT JOIN enrolment_customertargetvalue v
                     ON v.customer_id = e.customer_id AND v.target_id = %s AND v.cycle_ordinal = %s
+                LEFT JOIN trig ON trig.customer_id = e.customer_id
                 WHERE e.target_group_id = %s AND e.is_active AND e.customer_id BETWEEN %s AND %s
                 ON CONFLICT (organisation_id, dedupe_key) DO NOTHING
                 RETURNING id
             """
             params = [
+                target.id, period.ordinal, lo, hi,
                 group.organisation_id, f"period_elapsed:{target.id}:", f":{period.ordinal}", group.id,
                 target.id, period.ordinal, period.name, str(default),
-                group.organisation_id, target.id, period.ordinal,
                 adapt(occurred), adapt(now),
                 target.id, period.ordinal, target.id, period.ordinal,
                 group.id, lo, hi,

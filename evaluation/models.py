@@ -174,16 +174,29 @@ class TargetEvent(models.Model):
     """The outbox of events sent to loyalty promotions. `dedupe_key` makes each event unique:
     one per (type, target, customer, cycle[, sub-target])."""
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    # Foreign keys already leading a composite index carry no index of their own: a cycle end
+    # writes a row per enrolled customer, and every index costs on that path.
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     type = models.CharField(max_length=30, choices=TargetEventType.choices)
     dedupe_key = models.CharField(max_length=200)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="target_events")
-    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="target_events", db_index=False
+    )
+    target_group = models.ForeignKey(
+        TargetGroup, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     target = models.ForeignKey(
         Target, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
     )
     sub_target = models.ForeignKey(
-        SubTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        SubTarget,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     cycle_ordinal = models.PositiveIntegerField(null=True, blank=True)
     period_name = models.CharField(max_length=200, blank=True)
@@ -206,7 +219,6 @@ class TargetEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer", "created_at"]),
-            models.Index(fields=["organisation", "type", "created_at"]),
             models.Index(
                 fields=["id"],
                 name="target_event_unconsumed_idx",
