@@ -14,6 +14,11 @@ urlpatterns = [
         name="customer-milestones",
     ),
     path(
+        "customers/<int:customer_id>/milestones/<int:target_id>/",
+        views.customer_target_detail,
+        name="customer-target",
+    ),
+    path(
         "milestones/<int:group_id>/insights/",
         views.milestone_insights_page,
         name="milestone-insights",

@@ -208,37 +208,43 @@ def _cycle_view(cycle: dict, tz) -> dict:
     }
 
 
-def _target_view(entry: dict, tz) -> dict:
-    cycles = [_cycle_view(c, tz) for c in entry["cycles"]]
+def _pane_view(entry: dict) -> dict:
+    """A target's pane on the left: name, duration and number of cycles."""
     cycle_type = entry["cycle_type"]
     per_customer = cycle_type in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT)
-    count = len(cycles)
+    count = len(entry["cycles"])
     planned = entry.get("cycle_count") or count
     if cycle_type == CycleType.TILL_ACHIEVEMENT:
         cycles_label = f"{count} of up to {planned} cycles"
-    elif per_customer and not cycles:
+    elif per_customer and not count:
         cycles_label = f"{planned} cycles, not started"
     else:
         cycles_label = f"{count} cycle{'s' if count != 1 else ''}"
-    unified = entry.get("unified_mode") or ""
-    tracker = UnifiedMode(unified).label if unified else "Single target"
-    entity = entry.get("entity")
     return {
         "id": entry["target_id"],
         "name": entry["target"],
-        "group": entry["target_group"],
-        "group_id": entry["target_group_id"],
         "start": day(entry["start"]),
         "end": day(entry["end"]),
-        "cycles": cycles,
         "cycles_label": cycles_label,
         "per_customer": per_customer,
-        "tracker": tracker,
+    }
+
+
+def _target_view(entry: dict, tz) -> dict:
+    """The right-hand side for one target: the information pane and the timeline."""
+    cycle_type = entry["cycle_type"]
+    unified = entry.get("unified_mode") or ""
+    entity = entry.get("entity")
+    return {
+        **_pane_view(entry),
+        "group": entry["target_group"],
+        "group_id": entry["target_group_id"],
+        "cycles": [_cycle_view(c, tz) for c in entry["cycles"]],
+        "tracker": UnifiedMode(unified).label if unified else "Single target",
         "evaluation": EVALUATION_TYPES.get(cycle_type, cycle_type),
         "cycle_type_label": CycleType(cycle_type).label if cycle_type in CycleType.values else "",
         "kpi": Kpi(entry["kpi"]).label if entry["kpi"] in Kpi.values else entry["kpi"],
         "entity": Entity(entity).label if entity in Entity.values else "",
-        "achieved_cycles": sum(1 for c in cycles if c["result_class"] == "achieved"),
     }
 
 
@@ -282,29 +288,53 @@ def customer_search(request):
     )
 
 
-@require_GET
-@role_required(*CARE_ROLES)
-def customer_milestones_page(request, customer_id: int):
-    customer = get_object_or_404(
+def _customer_of(request, customer_id: int) -> Customer:
+    return get_object_or_404(
         Customer.objects.select_related("organisation"),
         pk=customer_id,
         organisation_id=request.user.organisation_id,
     )
-    tz = customer.organisation.tzinfo
-    targets = [_target_view(e, tz) for e in customer_milestones(customer=customer)]
+
+
+@require_GET
+@role_required(*CARE_ROLES)
+def customer_milestones_page(request, customer_id: int):
+    """Panes for every target the customer is in; the selected one's information and timeline
+    (`?target=`, default the first). Another pane's details come from `customer_target_detail`
+    when clicked, so the page draws one timeline, not every target's."""
+    customer = _customer_of(request, customer_id)
+    entries = customer_milestones(customer=customer)
     try:
         wanted = int(request.GET.get("target") or 0)
     except ValueError:
         wanted = 0
-    selected = next((t for t in targets if t["id"] == wanted), targets[0] if targets else None)
+    chosen = next((e for e in entries if e["target_id"] == wanted), entries[0] if entries else None)
+    tz = customer.organisation.tzinfo
     return _page(
         request,
         "membercare/customer_milestones.html",
         title=f"Milestones of {customer}",
         customer=customer,
-        targets=targets,
-        selected=selected,
+        targets=[_pane_view(e) for e in entries],
+        selected=_target_view(chosen, tz) if chosen else None,
         timezone_name=customer.organisation.timezone,
+    )
+
+
+@require_GET
+@role_required(*CARE_ROLES)
+def customer_target_detail(request, customer_id: int, target_id: int):
+    """One target's information pane and timeline, as an HTML fragment for the page's panes."""
+    customer = _customer_of(request, customer_id)
+    entry = next(
+        (e for e in customer_milestones(customer=customer) if e["target_id"] == target_id), None
+    )
+    if entry is None:
+        raise Http404("The customer is not in this target.")
+    return TemplateResponse(
+        request,
+        "membercare/_target_detail.html",
+        {"t": _target_view(entry, customer.organisation.tzinfo)},
     )
 
 

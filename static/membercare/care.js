@@ -1,35 +1,61 @@
 /* Member care Milestones page: clicking a target pane shows its information and timeline
-   without a reload (the pane is also a plain link, so the page works without JavaScript). */
+   without reloading the page. The details of a pane not drawn yet are fetched once as an
+   HTML fragment (data-detail-url) and kept; each pane is also a plain link (?target=), so
+   the page works without JavaScript and when a fetch fails. */
 (function () {
   "use strict";
-  function select(id, push) {
-    var found = false;
+  var pending = {};
+
+  function show(id) {
     document.querySelectorAll(".mc-detail").forEach(function (section) {
-      var match = section.dataset.target === id;
-      section.hidden = !match;
-      found = found || match;
+      section.hidden = section.dataset.target !== id;
     });
-    if (!found) return false;
     document.querySelectorAll(".mc-pane").forEach(function (pane) {
       var match = pane.dataset.target === id;
       pane.classList.toggle("is-selected", match);
       if (match) pane.setAttribute("aria-current", "true");
       else pane.removeAttribute("aria-current");
     });
-    if (push) {
-      var url = new URL(window.location.href);
-      url.searchParams.set("target", id);
-      window.history.replaceState({ target: id }, "", url);
-    }
-    return true;
+    var url = new URL(window.location.href);
+    url.searchParams.set("target", id);
+    window.history.replaceState({ target: id }, "", url);
+    var detail = document.getElementById("mc-target-" + id);
+    if (detail && detail.getBoundingClientRect().top < 0) detail.scrollIntoView({ block: "start" });
   }
+
+  function load(pane) {
+    var id = pane.dataset.target;
+    if (document.getElementById("mc-target-" + id)) return show(id);
+    if (pending[id]) return;
+    pending[id] = true;
+    pane.classList.add("is-loading");
+    fetch(pane.dataset.detailUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        var section = holder.querySelector(".mc-detail");
+        if (!section) throw new Error("no details in the answer");
+        document.querySelector(".mc-details").appendChild(section);
+        show(id);
+      })
+      .catch(function () {
+        window.location.href = pane.href; // the server draws the page with this target
+      })
+      .then(function () {
+        delete pending[id];
+        pane.classList.remove("is-loading");
+      });
+  }
+
   document.addEventListener("click", function (event) {
     var pane = event.target.closest("a.mc-pane");
     if (!pane || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
-    if (select(pane.dataset.target, true)) {
-      event.preventDefault();
-      var detail = document.getElementById("mc-target-" + pane.dataset.target);
-      if (detail && detail.getBoundingClientRect().top < 0) detail.scrollIntoView({ block: "start" });
-    }
+    if (!pane.dataset.detailUrl || !document.querySelector(".mc-details")) return;
+    event.preventDefault();
+    load(pane);
   });
 })();

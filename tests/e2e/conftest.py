@@ -94,7 +94,18 @@ def builtin_templates(transactional_db):
 
 @pytest.fixture
 def worker():
-    """worker() -> a context manager running a real Celery worker on the configured broker."""
+    """worker() -> a context manager running a real Celery worker on the configured broker.
+
+    Messages other tests of this run left on the broker (in its private namespace) name rows
+    that do not exist here: they are dropped when the test starts, before it queues its own.
+    """
+    with celery_app.connection_for_write() as connection:
+        for queue in ALL_QUEUES:
+            with connection.channel() as channel:
+                try:
+                    channel.queue_purge(queue)
+                except Exception:  # noqa: BLE001 - a queue never declared holds nothing
+                    pass
 
     def run():
         return start_worker(

@@ -131,7 +131,7 @@ def test_from_a_template_to_the_customers_timeline(
         status, body = api_post(url, "/api/v1/activities/", integration.auth_token.key, items)
         assert status == 202 and body["accepted"] == 4, body
         assert wait_until(
-            lambda: Activity.objects.filter(status=ActivityStatus.DONE).count() == 4, timeout=30
+            lambda: Activity.objects.filter(status=ActivityStatus.DONE).count() == 4, timeout=90
         ), list(Activity.objects.values_list("external_id", "status", "error"))
 
     # --- a member-care agent finds the customer and reads the timeline --------------------

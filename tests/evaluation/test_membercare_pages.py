@@ -278,16 +278,47 @@ def test_clicking_a_pane_link_shows_that_target(
     post(txn(9, (timezone.now() - timedelta(minutes=2)).isoformat(), 10))
     track()
     client = admin_client_for(member_care)
-    visits = other.targets.get()
-    html = client.get(f"/care/customers/{tracked.pk}/milestones/", {"target": visits.pk}).content.decode()  # fmt: skip
+    visits, monthly = other.targets.get(), spend.targets.get()
+    page = client.get(f"/care/customers/{tracked.pk}/milestones/", {"target": visits.pk})
+    html = page.content.decode()
     assert re.search(rf'<section class="mc-detail" id="mc-target-{visits.pk}"[^>]*aria-label="Weekly visits">', html)  # fmt: skip
-    spend_section = re.search(rf'<section class="mc-detail" id="mc-target-{spend.targets.get().pk}"[^>]*>', html).group(0)  # fmt: skip
-    assert "hidden" in spend_section
+    assert f'id="mc-target-{monthly.pk}"' not in html  # one timeline drawn: the selected one
     info = text_of(section(html, visits.pk).split('<ol class="mc-timeline">')[0])
     assert "Evaluation type Cyclic" in info and "KPI Transaction count" in info
     pane = re.search(r'<a class="mc-pane is-selected"[^>]*>(.*?)</a>', html, re.S).group(1)
     assert text_of(pane).startswith("Weekly visits") and text_of(pane).endswith("4 cycles")
     assert cycles_of(html, visits.pk)[1].startswith('<li class="mc-cycle mc-cycle--ongoing')
+    # the other pane's details come as a fragment when it is clicked
+    detail_url = f"/care/customers/{tracked.pk}/milestones/{monthly.pk}/"
+    assert f'href="?target={monthly.pk}" data-target="{monthly.pk}" data-detail-url="{detail_url}"' in html  # fmt: skip
+    fragment = client.get(detail_url).content.decode()
+    assert fragment.lstrip().startswith("{#") is False and "<html" not in fragment
+    assert "Evaluation type Fixed" in text_of(section(fragment, monthly.pk))
+    assert len(cycles_of(fragment, monthly.pk)) == 6
+
+
+def test_a_target_fragment_is_refused_outside_the_customers_targets_and_organisation(
+    admin_client_for,
+    member_care,
+    other_member_care,
+    integration,
+    tracked,
+    spend,
+    make_group,
+    months,
+):
+    stranger = make_group(
+        "Not enrolled",
+        start=months[0],
+        end=add_months(months[0], 6) - timedelta(days=1),
+        cycle={"type": "fixed_calendar", "frequency": "monthly", "start": months[0], "count": 6},
+        enrolment={"mode": "custom_list"},
+    )
+    url = f"/care/customers/{tracked.pk}/milestones/"
+    assert admin_client_for(member_care).get(f"{url}{stranger.targets.get().pk}/").status_code == 404  # fmt: skip
+    mine = f"{url}{spend.targets.get().pk}/"
+    assert admin_client_for(other_member_care).get(mine).status_code == 404
+    assert admin_client_for(integration).get(mine).status_code == 403
 
 
 def test_a_period_agnostic_target_says_so_and_counts_cycles_up_to_its_maximum(
@@ -406,9 +437,15 @@ def test_the_milestones_page_query_count_does_not_grow_with_cycles(
     with django_assert_max_num_queries(len(few)):
         response = client.get(f"/care/customers/{big.pk}/milestones/")
     html = response.content.decode()
-    assert html.count('<a class="mc-pane') == 20 and html.count('<li class="mc-cycle ') == 240
-    assert text_of(html).count("600 of 1,000 (60.0%)") == 240
+    assert html.count('<a class="mc-pane') == 20 and html.count('<li class="mc-cycle ') == 12
+    assert text_of(html).count("600 of 1,000 (60.0%)") == 12
     assert len(few) <= 12, [q["sql"] for q in few.captured_queries]
+    # a pane's details (clicked): the same reads, whichever target and however many cycles
+    last = Enrolment.objects.filter(customer=big).order_by("-target_group_id").first()
+    url = f"/care/customers/{big.pk}/milestones/{last.target_group.targets.get().pk}/"
+    with django_assert_max_num_queries(len(few)):
+        fragment = client.get(url)
+    assert fragment.content.decode().count('<li class="mc-cycle ') == 12
 
 
 # --- insights ------------------------------------------------------------------------------
