@@ -13,6 +13,7 @@ from milestones.permissions import ALL_ROLES, CONFIG_ROLES
 from . import services
 from .models import (
     ActionType,
+    Award,
     AwardPointsType,
     AwardStatus,
     Channel,
@@ -28,6 +29,23 @@ from .selectors import awards_for
 AMOUNT = {"max_digits": 18, "decimal_places": 4, "coerce_to_string": False}
 
 
+class AwardPointsTypeField(serializers.CharField):
+    """`regular` or `promotional`. A text, not an enum, in the schema: the milestones'
+    targets have a `points_type` enum with `both`, and two enums of one name collide."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "regular | promotional")
+        super().__init__(max_length=20, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value not in AwardPointsType.values:
+            raise serializers.ValidationError(
+                f"{value!r} is not a points type; use {' or '.join(AwardPointsType.values)}."
+            )
+        return value
+
+
 class ActionSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=ActionType.choices)
     points = serializers.DecimalField(**AMOUNT, required=False, allow_null=True, min_value=0)
@@ -39,7 +57,7 @@ class ActionSerializer(serializers.Serializer):
     expiry_days = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=36500
     )
-    points_type = serializers.ChoiceField(choices=AwardPointsType.choices, required=False)
+    points_type = AwardPointsTypeField(required=False)
     series = serializers.CharField(max_length=64, required=False)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     subject = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -187,6 +205,7 @@ class AwardFilter(filters.FilterSet):
 class AwardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The awards ledger: one row per action run for an event (done, failed or skipped)."""
 
+    queryset = Award.objects.none()  # for the schema; requests use get_queryset
     serializer_class = AwardSerializer
     filterset_class = AwardFilter
     read_roles = ALL_ROLES

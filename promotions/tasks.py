@@ -64,7 +64,10 @@ def consume_sweep(older_than_seconds: int = 30, limit: int = 5000) -> int:
     )
     queue_consumption(ids)
     messages_release_stale()
-    send_messages.delay(None)
+    try:
+        send_messages.delay(None)
+    except Exception:  # noqa: BLE001 - broker down: the next sweep tries again
+        log.warning("could not queue the sending of pending emails")
     return len(ids)
 
 

@@ -237,3 +237,15 @@ def test_the_schema_describes_promotions_and_awards(api, configurer):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert {"/api/v1/promotions/", "/api/v1/promotions/{id}/", "/api/v1/awards/"} <= set(paths)
+
+
+def test_points_type_is_regular_or_promotional(api, configurer, make_group):
+    make_group("ABC")
+    actions = [{"type": "award_points", "points": 1, "points_type": "both"}]
+    response = api(configurer).post(URL, body(actions=actions), format="json")
+    assert response.status_code == 400
+    assert "not a points type" in str(response.json()["actions"])
+    actions[0]["points_type"] = "promotional"
+    response = api(configurer).post(URL, body(actions=actions), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["actions"][0]["points_type"] == "promotional"
