@@ -97,15 +97,60 @@ def auto_enrol_on_activity(*, customer: Customer, target_groups) -> list[int]:
                 ignore_conflicts=True,
             )
             active |= {g.id for g in missing}
+            # No targetLoyaltyCustomerEnrollment notification here: the enrolment trigger is
+            # part of explicit enrolments (custom list upload, audience, API), reference 004.
             for g in missing:
-                if g.send_enrolment_trigger:
-                    notifications_write(
-                        target_group=g,
-                        customer_ids=[customer.id],
-                        source=EnrolmentSource.ALL_CUSTOMERS,
-                    )
                 _announce(g, [customer.id], EnrolmentSource.ALL_CUSTOMERS)
     return sorted(active)
+
+
+def auto_enrol_on_activities(
+    *, wanted: dict[int, list[TargetGroup]], loyalty: dict[int, bool], organisation_id: int
+) -> dict[int, set[int]]:
+    """Batch form of `auto_enrol_on_activity` for many customers at once (tracking batches).
+
+    `wanted` maps a customer id to the target groups its activities matched; `loyalty` says
+    which customers are loyalty members. Returns, per customer, the ids of the groups it is
+    actively enrolled in among those. A fixed number of queries: one read, one bulk insert,
+    then the notifications and the announcement once per newly joined group.
+    """
+    customer_ids = list(wanted)
+    group_ids = {g.id for groups in wanted.values() for g in groups}
+    rows = Enrolment.objects.filter(
+        customer_id__in=customer_ids, target_group_id__in=group_ids
+    ).values_list("customer_id", "target_group_id", "is_active")
+    known: dict[int, dict[int, bool]] = defaultdict(dict)
+    for customer_id, group_id, is_active in rows:
+        known[customer_id][group_id] = is_active
+    active = {c: {g for g, on in known[c].items() if on} for c in customer_ids}
+    new_by_group: dict[int, list[int]] = defaultdict(list)
+    groups_by_id = {}
+    for customer_id, groups in wanted.items():
+        if not loyalty.get(customer_id, True):
+            continue
+        for g in groups:
+            if g.enrolment_mode == EnrolmentMode.ALL_CUSTOMERS and g.id not in known[customer_id]:
+                new_by_group[g.id].append(customer_id)
+                groups_by_id[g.id] = g
+                active[customer_id].add(g.id)
+    if new_by_group:
+        Enrolment.objects.bulk_create(
+            [
+                Enrolment(
+                    organisation_id=organisation_id,
+                    target_group_id=gid,
+                    customer_id=cid,
+                    source=EnrolmentSource.ALL_CUSTOMERS,
+                )
+                for gid, cids in new_by_group.items()
+                for cid in cids
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        for gid, cids in new_by_group.items():
+            _announce(groups_by_id[gid], cids, EnrolmentSource.ALL_CUSTOMERS)
+    return active
 
 
 # --- customers ---------------------------------------------------------------------------------

@@ -28,6 +28,13 @@ class GroupConfig:
     end_at: datetime | None = None  # the instant the milestone's last day ends
     targets: list = field(default_factory=list)
 
+    def period_name(self, ordinal: int) -> str:
+        """A fixed period's name, or '<group> C<n>' for per-customer cycles."""
+        for period in self.periods:
+            if period.ordinal == ordinal:
+                return period.name
+        return f"{self.group.name} C{ordinal}"
+
     def period_for(self, at: datetime):
         i = bisect.bisect_right(self.starts, at) - 1
         if i >= 0 and at < self.periods[i].ends_at:

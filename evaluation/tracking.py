@@ -1,11 +1,11 @@
 """The tracking engine: fold activities into per-customer, per-cycle progress and write the
 sub-target and achievement events in the same transaction.
 
-Work is done one customer at a time inside one transaction: the customer's row is locked
-first (so two workers on the same customer serialise and totals stay exact), the customer's
-pending activities of the batch are claimed with a conditional update (a retried or
-duplicated task finds nothing to do), then progress, per-day state, contributions and
-events are written with bulk statements. Events carry a unique `dedupe_key`, so each
+Work is done for a batch of customers inside one transaction: the customers' rows are locked
+first, in id order (so two workers on the same customer serialise, totals stay exact and
+workers never deadlock), their pending activities are claimed with a conditional update (a
+retried or duplicated task finds nothing to do), state is read with one query per kind,
+folded in memory customer by customer, and written with one bulk statement per kind. Events carry a unique `dedupe_key`, so each
 crossing is written once whatever happens.
 """
 
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from enrolment.models import Customer, CustomerTargetValue, Enrolment
-from enrolment.services import auto_enrol_on_activity
+from enrolment.services import auto_enrol_on_activities, auto_enrol_on_activity
 from milestones.cycles import cyclic_window
-from milestones.models import CycleType, UnifiedMode
+from milestones.models import CycleType, Organisation, UnifiedMode
 
 from . import config_cache
 from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
@@ -51,6 +51,9 @@ class TrackResult:
     achieved_targets: set = field(default_factory=set)  # target ids achieved in this run
 
 
+BATCH_CUSTOMERS = 500
+
+
 def activities_track(
     *,
     activity_ids: list[int],
@@ -65,18 +68,24 @@ def activities_track(
     result = TrackResult()
     rows = (
         Activity.objects.filter(id__in=activity_ids)
-        .values_list("customer_id", flat=True)
+        .values_list("organisation_id", "customer_id")
         .distinct()
     )
-    for customer_id in sorted(set(rows)):
-        _track_customer(
-            customer_id,
-            activity_ids,
-            result,
-            reprocess=reprocess,
-            only_group_id=only_group_id,
-            now=now,
-        )
+    by_org: dict[int, set[int]] = defaultdict(set)
+    for org_id, customer_id in rows:
+        by_org[org_id].add(customer_id)
+    for org_id, customer_ids in by_org.items():
+        ordered = sorted(customer_ids)
+        for start in range(0, len(ordered), BATCH_CUSTOMERS):
+            _track_batch(
+                org_id,
+                ordered[start : start + BATCH_CUSTOMERS],
+                activity_ids,
+                result,
+                reprocess=reprocess,
+                only_group_id=only_group_id,
+                now=now,
+            )
     return result
 
 
@@ -91,25 +100,38 @@ def _customer_profile(customer: Customer) -> dict:
 
 
 @transaction.atomic
-def _track_customer(
-    customer_id, activity_ids, result: TrackResult, *, reprocess=False, only_group_id=None, now=None
+def _track_batch(
+    org_id,
+    customer_ids,
+    activity_ids,
+    result: TrackResult,
+    *,
+    reprocess=False,
+    only_group_id=None,
+    now=None,
 ) -> None:
-    customer = (
-        Customer.objects.select_for_update()
-        .select_related("organisation")
-        .filter(pk=customer_id)
-        .first()
-    )
-    if customer is None:
+    """One transaction for a batch of customers, locked in id order (no deadlocks between
+    workers); a fixed number of statements whatever the batch size."""
+    customers = {
+        c.id: c
+        for c in Customer.objects.select_for_update().filter(pk__in=customer_ids).order_by("pk")
+    }
+    if not customers:
         return
-    org = customer.organisation
+    org = Organisation.objects.get(pk=org_id)
     now = now or timezone.now()
-    qs = Activity.objects.filter(id__in=activity_ids, customer_id=customer_id)
+    qs = Activity.objects.filter(id__in=activity_ids, customer_id__in=list(customers))
     if reprocess and only_group_id is not None:
-        # Rebuild this customer's state for the milestone from scratch, under the lock.
-        Progress.objects.filter(customer=customer, target__target_group_id=only_group_id).delete()
-        CycleAnchor.objects.filter(customer=customer, target_group_id=only_group_id).delete()
-        GroupAchievement.objects.filter(customer=customer, target_group_id=only_group_id).delete()
+        # Rebuild these customers' state for the milestone from scratch, under the lock.
+        Progress.objects.filter(
+            customer_id__in=list(customers), target__target_group_id=only_group_id
+        ).delete()
+        CycleAnchor.objects.filter(
+            customer_id__in=list(customers), target_group_id=only_group_id
+        ).delete()
+        GroupAchievement.objects.filter(
+            customer_id__in=list(customers), target_group_id=only_group_id
+        ).delete()
     if reprocess:
         activities = list(qs.order_by("occurred_at", "id"))
     else:
@@ -117,18 +139,23 @@ def _track_customer(
         activities = list(qs.filter(status=ActivityStatus.PENDING).order_by("occurred_at", "id"))
         if not activities:
             return
-        qs.filter(id__in=[a.id for a in activities], status=ActivityStatus.PENDING).update(
-            status=ActivityStatus.DONE, processed_at=now
-        )
+        Activity.objects.filter(
+            id__in=[a.id for a in activities], status=ActivityStatus.PENDING
+        ).update(status=ActivityStatus.DONE, processed_at=now)
     result.activities += len(activities)
     config = config_cache.org_config(org)
     tz = org.tzinfo
-    profile = _customer_profile(customer)
-    state = _CustomerState(customer, org, config, now, reprocess=reprocess)
 
     # 1. What counts for which target (independent of cycles and enrolment).
-    matches = []  # (activity, TargetConfig, Contribution)
+    matches: dict[int, list] = defaultdict(
+        list
+    )  # customer id -> [(activity, TargetConfig, Contribution)]
+    profiles: dict[int, dict] = {}
     for activity in activities:
+        customer = customers[activity.customer_id]
+        profile = profiles.get(customer.id)
+        if profile is None:
+            profile = profiles[customer.id] = _customer_profile(customer)
         for entity in config_cache.ENTITIES_FOR_ACTIVITY.get(activity.type, ()):
             for tcfg in config.targets_by_entity.get(entity, ()):
                 if only_group_id is not None and tcfg.group.group.id != only_group_id:
@@ -138,23 +165,73 @@ def _track_customer(
                 c = contribution(tcfg.target, tcfg.rule, activity, tz=tz, store=config.stores.get(activity.store_code),
                                  customer_profile=profile, allow_returns=org.allow_return_on_target)  # fmt: skip
                 if c is not None:
-                    matches.append((activity, tcfg, c))
+                    matches[customer.id].append((activity, tcfg, c))
     if not matches:
         return
 
     # 2. Enrolment: enrolled customers, plus 'all customers' milestones on first activity.
-    groups = {t.group.group.id: t.group.group for _, t, _ in matches}
-    enrolled = set(auto_enrol_on_activity(customer=customer, target_groups=list(groups.values())))
-    matches = [m for m in matches if m[1].group.group.id in enrolled]
+    wanted = {
+        cid: list({t.group.group.id: t.group.group for _, t, _ in ms}.values())
+        for cid, ms in matches.items()
+    }
+    enrolled = auto_enrol_on_activities(
+        wanted=wanted,
+        loyalty={cid: customers[cid].is_loyalty_member for cid in wanted},
+        organisation_id=org.id,
+    )
+    for cid in list(matches):
+        matches[cid] = [m for m in matches[cid] if m[1].group.group.id in enrolled.get(cid, ())]
+        if not matches[cid]:
+            del matches[cid]
     if not matches:
         return
-    state.load(matches)
+    preload = _Preload(matches)
 
-    # 3. Fold, in time order.
-    for activity, tcfg, c in matches:
-        state.apply(activity, tcfg, c)
-    state.group_achievements()
-    state.flush(result)
+    # 3. Fold, in time order, customer by customer; then write everything at once.
+    states = []
+    for cid, ms in matches.items():
+        state = _CustomerState(customers[cid], org, config, now, reprocess=reprocess)
+        state.load(preload, ms)
+        for activity, tcfg, c in ms:
+            state.apply(activity, tcfg, c)
+        state.group_achievements()
+        states.append(state)
+    _flush(states, org, result, reprocess=reprocess)
+
+
+class _Preload:
+    """Everything the batch's customers need, read with one query per kind."""
+
+    def __init__(self, matches: dict[int, list]):
+        customer_ids = list(matches)
+        target_ids = {t.target.id for ms in matches.values() for _, t, _ in ms}
+        group_ids = {t.group.group.id for ms in matches.values() for _, t, _ in ms}
+        self.target_ids = target_ids
+        self.progress: dict[int, dict] = defaultdict(dict)
+        rows = list(Progress.objects.filter(customer_id__in=customer_ids, target_id__in=target_ids))
+        for row in rows:
+            self.progress[row.customer_id][(row.target_id, row.cycle_ordinal)] = row
+        self.days: dict[int, dict] = defaultdict(dict)
+        if rows:
+            for progress_id, day, value in ProgressDay.objects.filter(
+                progress__in=rows
+            ).values_list("progress_id", "day", "value"):
+                self.days[progress_id][day] = value
+        self.anchors: dict[int, dict] = defaultdict(dict)
+        for cid, gid, at in CycleAnchor.objects.filter(
+            customer_id__in=customer_ids, target_group_id__in=group_ids
+        ).values_list("customer_id", "target_group_id", "anchor_at"):
+            self.anchors[cid][gid] = at
+        self.custom: dict[int, dict] = defaultdict(dict)
+        for cid, tid, ordinal, value in CustomerTargetValue.objects.filter(
+            customer_id__in=customer_ids, target_id__in=target_ids
+        ).values_list("customer_id", "target_id", "cycle_ordinal", "value"):
+            self.custom[cid][(tid, ordinal)] = value
+        self.closed: dict[int, set] = defaultdict(set)
+        for cid, tid, ordinal in TargetEvent.objects.filter(
+            customer_id__in=customer_ids, target_id__in=target_ids, type="period_elapsed"
+        ).values_list("customer_id", "target_id", "cycle_ordinal"):
+            self.closed[cid].add((tid, ordinal))
 
 
 class _CustomerState:
@@ -184,27 +261,16 @@ class _CustomerState:
             tuple[int, int]
         ] = []  # (group id, cycle) with a target just reached
 
-    def load(self, matches) -> None:
-        target_ids = {t.target.id for _, t, _ in matches}
-        self.loaded_targets |= target_ids
-        group_ids = {t.group.group.id for _, t, _ in matches}
-        for row in Progress.objects.filter(customer=self.customer, target_id__in=target_ids):
-            self.progress[(row.target_id, row.cycle_ordinal)] = row
-        for day in ProgressDay.objects.filter(progress__in=list(self.progress.values())):
-            self.days.setdefault(day.progress_id, {})[day.day] = day.value
-        self.anchors = dict(
-            CycleAnchor.objects.filter(
-                customer=self.customer, target_group_id__in=group_ids
-            ).values_list("target_group_id", "anchor_at")
-        )
-        for tid, ordinal, value in CustomerTargetValue.objects.filter(
-            customer=self.customer, target_id__in=target_ids
-        ).values_list("target_id", "cycle_ordinal", "value"):
-            self.custom_values[(tid, ordinal)] = value
-        closed = TargetEvent.objects.filter(
-            customer=self.customer, target_id__in=target_ids, type="period_elapsed"
-        ).values_list("target_id", "cycle_ordinal")
-        self.closed = set(closed)
+    def load(self, preload: _Preload, matches) -> None:
+        cid = self.customer.id
+        self.loaded_targets |= {t.target.id for _, t, _ in matches}
+        self.progress = dict(preload.progress.get(cid, {}))
+        for row in self.progress.values():
+            if row.pk in preload.days:
+                self.days[row.pk] = dict(preload.days[row.pk])
+        self.anchors = dict(preload.anchors.get(cid, {}))
+        self.custom_values = dict(preload.custom.get(cid, {}))
+        self.closed = set(preload.closed.get(cid, ()))
 
     # --- cycles -----------------------------------------------------------------------------
     def _cycle(self, tcfg, at: datetime):
@@ -358,9 +424,7 @@ class _CustomerState:
                 self._event("target_achieved", tcfg, row, new, at, period_name=period_name)
 
     def period_name(self, tcfg, row) -> str:
-        if row.period is not None:
-            return row.period.name
-        return f"{tcfg.group.group.name} C{row.cycle_ordinal}"
+        return tcfg.group.period_name(row.cycle_ordinal)
 
     def _event(
         self, etype, tcfg, row, achieved, at, *, sub=None, threshold=None, period_name=""
@@ -390,77 +454,6 @@ class _CustomerState:
         )
 
     # --- writing ----------------------------------------------------------------------------
-    def flush(self, result: TrackResult) -> None:
-        if self.new_anchors:
-            CycleAnchor.objects.bulk_create(
-                [
-                    CycleAnchor(
-                        organisation_id=self.org.id,
-                        target_group_id=g,
-                        customer=self.customer,
-                        anchor_at=a,
-                    )
-                    for g, a in self.new_anchors.items()
-                ],
-                ignore_conflicts=True,
-            )
-        rows = [self.progress[k] for k in self.dirty]
-        new_rows = [r for r in rows if r.pk is None]
-        old_rows = [r for r in rows if r.pk is not None]
-        temp_days = {id(r): self.days.pop(id(r), None) for r in new_rows}
-        if new_rows:
-            Progress.objects.bulk_create(new_rows)
-            for r in new_rows:
-                if temp_days[id(r)] is not None:
-                    self.days[r.pk] = temp_days[id(r)]
-        if old_rows:
-            Progress.objects.bulk_update(
-                old_rows, ["achieved", "achieved_at", "cycle_end", "reached_at"]
-            )
-        if self.new_days:
-            ProgressDay.objects.bulk_create(
-                [
-                    ProgressDay(progress=self.progress[k], day=day, value=v)
-                    for k, days in self.new_days.items()
-                    for day, v in days.items()
-                ],
-                update_conflicts=True,
-                unique_fields=["progress", "day"],
-                update_fields=["value"],
-            )
-        merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-        for activity, key, amount in self.contributions:
-            merged[(activity.id, self.progress[key].pk)] += amount
-        if merged:
-            if self.reprocess:
-                ContributionRow.objects.filter(
-                    activity_id__in={a for a, _ in merged}, progress_id__in={p for _, p in merged}
-                ).delete()
-            ContributionRow.objects.bulk_create(
-                [
-                    ContributionRow(activity_id=a, progress_id=p, amount=amt)
-                    for (a, p), amt in merged.items()
-                ],
-                ignore_conflicts=True,
-            )
-        if self.events:
-            # Events are only written under the customer's lock, so "not there before" is exact.
-            keys = {e.dedupe_key for e in self.events}
-            events = TargetEvent.objects.filter(organisation_id=self.org.id, dedupe_key__in=keys)
-            before = set(events.values_list("dedupe_key", flat=True))
-            TargetEvent.objects.bulk_create(
-                [e for e in self.events if e.dedupe_key not in before], ignore_conflicts=True
-            )
-            written = events.exclude(dedupe_key__in=before).values_list("id", flat=True)
-            result.events.extend(written)
-        for e in self.events:
-            if e.type == "target_achieved" and e.target_id:
-                result.achieved_targets.add(e.target_id)
-        for key in self.dirty:
-            row = self.progress[key]
-            if row.achieved_at is not None and row.achieved >= row.target_value:
-                result.achieved_targets.add(row.target_id)
-
     def group_achievements(self) -> None:
         """Whole target groups reached in a cycle: every target (single tracking) or ALL/ANY of
         them (unified). Each is recorded once; unified groups send their own achievement event,
@@ -498,7 +491,6 @@ class _CustomerState:
                 cycle_ordinal=ordinal,
                 achieved_at=when,
             )
-            any_row = next(r for r in rows if r is not None)
             if group.unified_mode != UnifiedMode.NONE and self.org.award_when_target_achieved:
                 self.events.append(
                     TargetEvent(
@@ -509,9 +501,7 @@ class _CustomerState:
                         target_group_id=group.id,
                         target=None,
                         cycle_ordinal=ordinal,
-                        period_name=any_row.period.name
-                        if any_row.period
-                        else f"{group.name} C{ordinal}",
+                        period_name=gcfg.period_name(ordinal),
                         achieved=Decimal(sum(reached)),
                         defined=Decimal(
                             len(target_ids) if group.unified_mode == UnifiedMode.ALL else 1
@@ -547,6 +537,112 @@ class _CustomerState:
             customer=self.customer, target_id=tid, type="period_elapsed"
         )
         self.closed |= set(closed.values_list("target_id", "cycle_ordinal"))
+
+
+def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess: bool) -> None:
+    """Write every customer's changes with one statement per kind."""
+    anchors = [
+        CycleAnchor(organisation_id=org.id, target_group_id=g, customer=st.customer, anchor_at=a)
+        for st in states
+        for g, a in st.new_anchors.items()
+    ]
+    if anchors:
+        CycleAnchor.objects.bulk_create(anchors, ignore_conflicts=True)
+    new_rows, old_rows = [], []
+    for st in states:
+        for key in st.dirty:
+            row = st.progress[key]
+            (new_rows if row.pk is None else old_rows).append((st, row))
+    temp_days = {id(r): st.days.pop(id(r), None) for st, r in new_rows}
+    if new_rows:
+        Progress.objects.bulk_create([r for _, r in new_rows], batch_size=1000)
+        for st, r in new_rows:
+            if temp_days[id(r)] is not None:
+                st.days[r.pk] = temp_days[id(r)]
+    if old_rows:
+        Progress.objects.bulk_update(
+            [r for _, r in old_rows],
+            ["achieved", "achieved_at", "cycle_end", "reached_at"],
+            batch_size=1000,
+        )
+    days = [
+        ProgressDay(progress=st.progress[k], day=day, value=v)
+        for st in states
+        for k, ds in st.new_days.items()
+        for day, v in ds.items()
+    ]
+    if days:
+        ProgressDay.objects.bulk_create(
+            days,
+            update_conflicts=True,
+            unique_fields=["progress", "day"],
+            update_fields=["value"],
+            batch_size=1000,
+        )
+    merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for st in states:
+        for activity, key, amount in st.contributions:
+            merged[(activity.id, st.progress[key].pk)] += amount
+    if merged:
+        if reprocess:
+            ContributionRow.objects.filter(
+                activity_id__in={a for a, _ in merged}, progress_id__in={p for _, p in merged}
+            ).delete()
+        ContributionRow.objects.bulk_create(
+            [
+                ContributionRow(activity_id=a, progress_id=p, amount=amt)
+                for (a, p), amt in merged.items()
+            ],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+    events = [e for st in states for e in st.events]
+    if events:
+        # Events are only written under their customer's lock, so "not there before" is exact.
+        keys = {e.dedupe_key for e in events}
+        existing = TargetEvent.objects.filter(organisation_id=org.id, dedupe_key__in=keys)
+        before = set(existing.values_list("dedupe_key", flat=True))
+        TargetEvent.objects.bulk_create(
+            [e for e in events if e.dedupe_key not in before],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        result.events.extend(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
+    for st in states:
+        for e in st.events:
+            if e.type == "target_achieved" and e.target_id:
+                result.achieved_targets.add(e.target_id)
+
+
+def _update_progress(rows: list[Progress]) -> None:
+    """One `UPDATE ... FROM (VALUES ...)` per thousand rows (Django's bulk_update builds a CASE
+    per row and field, which costs more than the database work)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    pg = connection.vendor == "postgresql"
+    cast = (lambda t: f"::{t}") if pg else (lambda t: "")
+    table = Progress._meta.db_table
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        values = ", ".join(
+            f"(%s{cast('bigint')}, %s{cast('numeric')}, %s{cast('timestamptz')}, %s{cast('timestamptz')}, %s{cast('timestamptz')})"
+            for _ in chunk
+        )
+        params = []
+        for r in chunk:
+            params += [
+                r.pk,
+                str(r.achieved),
+                adapt(r.achieved_at),
+                adapt(r.cycle_end),
+                adapt(r.reached_at),
+            ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET achieved = v.achieved, achieved_at = v.achieved_at, cycle_end = v.cycle_end, "
+                f"reached_at = v.reached_at FROM (VALUES {values}) AS v(id, achieved, achieved_at, cycle_end, reached_at) "
+                f"WHERE {table}.id = v.id",
+                params,
+            )
 
 
 def enrolled_group_ids(customer) -> set[int]:
