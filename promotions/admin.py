@@ -11,7 +11,8 @@ from datetime import date
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q
+from django.db import transaction
+from django.db.models import Count, F, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -130,6 +131,29 @@ class PromotionAdmin(OrgScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        """Actions keep the order given, numbered 0, 1, ... (positions typed 5 and 7, or
+        left with a gap by a deletion, become 0 and 1)."""
+        if formset.model is not PromotionAction:
+            return super().save_formset(request, form, formset, change)
+        promotion = form.instance
+        with transaction.atomic():
+            edited = formset.save(commit=False)
+            for obj in formset.deleted_objects:
+                obj.delete()
+            edited_ids = {a.pk for a in edited if a.pk}
+            actions = [
+                *promotion.actions.exclude(pk__in=edited_ids),
+                *edited,
+            ]
+            actions.sort(key=lambda a: (a.position, a.pk or 10**12))
+            promotion.actions.update(position=F("position") + 100_000)
+            for index, action in enumerate(actions):
+                action.promotion = promotion
+                action.position = index
+                action.save()
+        formset.save_m2m()
 
 
 class CouponSeriesForm(forms.ModelForm):

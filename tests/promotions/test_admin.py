@@ -140,3 +140,46 @@ def test_another_organisations_promotion_is_not_found_in_the_admin(
     response = client.get(f"/admin/promotions/promotion/{promotion.id}/change/")
     assert response.status_code == 302  # the admin redirects a missing object to its list
     assert client.get("/admin/promotions/promotion/").context["cl"].result_count == 0
+
+
+def test_actions_are_numbered_in_the_order_given(admin_client_for, configurer, make_group):
+    make_group("ABC")
+    client = admin_client_for(configurer)
+    data = form(
+        **{
+            "actions-TOTAL_FORMS": "2",
+            "actions-0-position": "5",
+            "actions-1-position": "5",
+            "actions-1-type": "send_message",
+            "actions-1-channel": "sms",
+            "actions-1-template": "{points} points",
+        }
+    )
+    assert "duplicate data for position" in client.post(ADD, data).content.decode()
+    data["actions-0-position"], data["actions-1-position"] = "5", "7"
+    assert client.post(ADD, data).status_code == 302
+    promotion = Promotion.objects.get()
+    assert list(promotion.actions.values_list("position", "type")) == [
+        (0, "award_points"),
+        (1, "send_message"),
+    ]
+    # Deleting the first action renumbers the rest.
+    first, second = promotion.actions.order_by("position")
+    change = f"/admin/promotions/promotion/{promotion.id}/change/"
+    edit = form(
+        **{
+            "actions-TOTAL_FORMS": "2",
+            "actions-INITIAL_FORMS": "2",
+            "actions-0-id": str(first.id),
+            "actions-0-promotion": str(promotion.id),
+            "actions-0-DELETE": "on",
+            "actions-1-id": str(second.id),
+            "actions-1-promotion": str(promotion.id),
+            "actions-1-position": "1",
+            "actions-1-type": "send_message",
+            "actions-1-channel": "sms",
+            "actions-1-template": "{points} points",
+        }
+    )
+    assert client.post(change, edit).status_code == 302
+    assert list(promotion.actions.values_list("position", "type")) == [(0, "send_message")]
