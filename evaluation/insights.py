@@ -229,14 +229,17 @@ def _progress_stats(target_ids: list[int]) -> dict[tuple[int, int], dict]:
     return {(r["target_id"], r["cycle_ordinal"]): r for r in rows}
 
 
-def _sub_target_reach(group: TargetGroup) -> dict[tuple[int, int], int]:
-    """(sub-target, cycle) -> customers who reached it: one grouped query."""
+def _sub_target_reach(target_ids: list[int]) -> dict[tuple[int, int], int]:
+    """(sub-target, cycle) -> customers who reached it: one grouped query. An event is written
+    once per (customer, sub-target, cycle) (its dedupe key), so counting rows counts customers."""
     rows = (
-        TargetEvent.objects.filter(
-            target_group=group, type=TargetEventType.SUB_TARGET_ACHIEVED, sub_target__isnull=False
+        TargetEvent.objects.filter(  # by target: the outbox is indexed on target, not group
+            target_id__in=target_ids,
+            type=TargetEventType.SUB_TARGET_ACHIEVED,
+            sub_target__isnull=False,
         )
         .values("sub_target_id", "cycle_ordinal")
-        .annotate(n=Count("customer_id", distinct=True))
+        .annotate(n=Count("id"))
         .order_by()
     )
     return {(r["sub_target_id"], r["cycle_ordinal"]): r["n"] for r in rows}
@@ -324,7 +327,7 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
     used = {o for (_, o) in stats}
     ordinals = [c["ordinal"] for c in cycles]
     current = cycle if cycle in ordinals else _current_cycle(cycles, used)
-    reach = _sub_target_reach(group)
+    reach = _sub_target_reach(target_ids)
     boards = _leaderboards(targets, current) if group.leaderboard_enabled and current else {}
     per_customer = group.cycle_type in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT)
 
