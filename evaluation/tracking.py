@@ -560,11 +560,7 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
             if temp_days[id(r)] is not None:
                 st.days[r.pk] = temp_days[id(r)]
     if old_rows:
-        Progress.objects.bulk_update(
-            [r for _, r in old_rows],
-            ["achieved", "achieved_at", "cycle_end", "reached_at"],
-            batch_size=1000,
-        )
+        _update_progress([r for _, r in old_rows])
     days = [
         ProgressDay(progress=st.progress[k], day=day, value=v)
         for st in states
@@ -638,9 +634,9 @@ def _update_progress(rows: list[Progress]) -> None:
             ]
         with connection.cursor() as cursor:
             cursor.execute(
+                f"WITH v(id, achieved, achieved_at, cycle_end, reached_at) AS (VALUES {values}) "
                 f"UPDATE {table} SET achieved = v.achieved, achieved_at = v.achieved_at, cycle_end = v.cycle_end, "
-                f"reached_at = v.reached_at FROM (VALUES {values}) AS v(id, achieved, achieved_at, cycle_end, reached_at) "
-                f"WHERE {table}.id = v.id",
+                f"reached_at = v.reached_at FROM v WHERE {table}.id = v.id",
                 params,
             )
 
