@@ -14,7 +14,7 @@ def load_demo_activities(org) -> None:
         return
     now = timezone.now()
     items = []
-    for n, (mobile, name) in enumerate(
+    for n, (mobile, _name) in enumerate(
         [("9000000001", "Asha"), ("9000000002", "Ravi"), ("9000000003", "Meera")]
     ):
         for k in range(3 + 2 * n):
