@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from enrolment.models import CustomerTargetValue
 from evaluation.models import TargetEvent
 
 from .models import Promotion, PromotionActivity
@@ -26,6 +27,13 @@ def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwa
     now = timezone.now()
     period = target_group.periods.filter(starts_at__lte=now, ends_at__gt=now).first()
     ordinal = period.ordinal if period else None
+    custom = {}
+    if target is not None:
+        custom = dict(
+            CustomerTargetValue.objects.filter(
+                target=target, customer_id__in=list(customer_ids), cycle_ordinal=ordinal or 1
+            ).values_list("customer_id", "value")
+        )
     rows = [
         TargetEvent(
             organisation_id=target_group.organisation_id,
@@ -37,7 +45,9 @@ def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwa
             cycle_ordinal=ordinal,
             period_name=period.name if period else "",
             achieved=0,
-            defined=target.value_for_cycle(ordinal or 1) if target else None,
+            defined=custom.get(customer_id, target.value_for_cycle(ordinal or 1))
+            if target
+            else None,
             is_target_achieved_event=False,
             occurred_at=now,
         )

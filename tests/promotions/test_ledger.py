@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
+from enrolment.models import CustomerTargetValue
 from enrolment.services import customer_create
 from evaluation.models import Activity, Progress, TargetEvent
 from milestones_site.celery import app as celery_app
@@ -334,11 +335,14 @@ def test_enrolling_customers_reaches_promotions_on_the_enrolled_activity(
         activity="enrolled",
     )  # fmt: skip
     c = customer_create(organisation=org, identifiers={"mobile": "9000000005"})
+    CustomerTargetValue.objects.create(
+        organisation=org, target=group.targets.get(), customer=c, cycle_ordinal=1, value=1500
+    )
     with django_capture_on_commit_callbacks(execute=True):
         enrolments_add(target_group=group, customer_ids=[c.id], notify=False)
     event = TargetEvent.objects.get(type="enrolled")
     assert event.consumed_at is not None
-    assert Message.objects.get().body == "Welcome to ABC, target 1000"
+    assert Message.objects.get().body == "Welcome to ABC, target 1500"
     # Enrolling again writes no second event.
     with django_capture_on_commit_callbacks(execute=True):
         enrolments_add(target_group=group, customer_ids=[c.id], notify=False)
