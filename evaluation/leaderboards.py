@@ -14,6 +14,7 @@ from django.utils import timezone
 from enrolment.models import Enrolment
 from milestones.models import Target
 
+from . import ranks
 from .models import Progress
 
 MAX_TOP = 100
@@ -89,6 +90,9 @@ def rank_of(*, target_id: int, ordinal: int, customer_id: int) -> tuple[int | No
     )
     if row is None:
         return None, 0
+    fast = ranks.rank(target_id=target_id, ordinal=ordinal, achieved=row)
+    if fast is not None:
+        return fast, row
     return _ranked(target_id, ordinal).filter(achieved__gt=row).count() + 1, row
 
 

@@ -16,6 +16,7 @@ from enrolment.models import Customer
 from milestones.cycles import day_start
 from milestones.models import TargetGroup
 
+from . import ranks
 from .models import (
     Activity,
     ActivityStatus,
@@ -105,6 +106,7 @@ def reprocess_execute(*, run_id: int, progress=None) -> ReprocessRun | None:
             ReprocessRun.objects.filter(pk=run.pk).update(processed=F("processed") + len(batch))
             if progress:
                 progress(min(start + len(batch), len(customers)), len(customers))
+        ranks.forget(list(group.targets.values_list("id", flat=True)))
         ReprocessRun.objects.filter(pk=run.pk).update(
             status=RunStatus.DONE, finished_at=timezone.now()
         )

@@ -25,7 +25,7 @@ from enrolment.services import auto_enrol_on_activities, auto_enrol_on_activity
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
-from . import config_cache
+from . import config_cache, ranks
 from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
 from .models import (
     Activity,
@@ -592,6 +592,11 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
             ignore_conflicts=True,
             batch_size=1000,
         )
+    changed = [
+        (r.target_id, r.cycle_ordinal, r.customer_id, r.achieved) for _, r in new_rows + old_rows
+    ]
+    if changed:
+        transaction.on_commit(lambda: ranks.record(changed))
     events = [e for st in states for e in st.events]
     if events:
         # Events are only written under their customer's lock, so "not there before" is exact.

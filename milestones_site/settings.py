@@ -191,6 +191,13 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_QUEUES_ALL = "default,tracking,evaluation,ingest,promotions"
 
+# Live ranks in Redis sorted sets: the Redis broker's server unless RANKS_REDIS_URL says
+# otherwise; empty (embedded default) means ranks are counted in SQL.
+RANKS_REDIS_URL = env_str(
+    "RANKS_REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+)
+RANKS_KEY_PREFIX = env_str("RANKS_KEY_PREFIX", env_str("CELERY_KEY_PREFIX", "milestones:"))
+
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "milestones@localhost")
 

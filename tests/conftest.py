@@ -101,3 +101,11 @@ def admin_client_for(client):
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _private_rank_keys(settings):
+    """Each test's Redis rank sets live under their own prefix (ids repeat between tests)."""
+    import uuid
+
+    settings.RANKS_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}:"

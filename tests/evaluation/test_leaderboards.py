@@ -89,3 +89,47 @@ def test_a_customers_ranks_across_targets(api, member_care, board):
     assert (
         api(member_care).get(f"/api/v1/customers/{customer.id}/ranks/?limit=26").status_code == 400
     )
+
+
+@pytest.fixture
+def redis_ranks(settings):
+    from evaluation import ranks
+
+    settings.RANKS_REDIS_URL = "redis://127.0.0.1:6379/0"
+    ranks._client.cache_clear()
+    yield ranks
+    ranks._client.cache_clear()
+
+
+def test_ranks_from_redis_match_sql_and_follow_new_activity(
+    redis_ranks, board, post, track, django_capture_on_commit_callbacks
+):
+    from evaluation.leaderboards import rank_of
+
+    first, third, fourth = ids("9000000001", "9000000003", "9000000004")
+    assert rank_of(target_id=board.id, ordinal=3, customer_id=third) == (
+        2,
+        Decimal(500),
+    )  # builds the set
+    assert redis_ranks._client().zcard(redis_ranks._key(board.id, 3)) == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        post(txn(9, "2026-03-05T11:00:00+00:00", 300, mobile="9000000003"))
+        track()
+    assert rank_of(target_id=board.id, ordinal=3, customer_id=third) == (1, Decimal(800))
+    assert rank_of(target_id=board.id, ordinal=3, customer_id=first)[0] == 3
+    assert rank_of(target_id=board.id, ordinal=3, customer_id=fourth)[0] == 3
+
+
+def test_ranks_fall_back_to_sql_when_redis_does_not_answer(settings, board):
+    from evaluation import ranks
+    from evaluation.leaderboards import rank_of
+
+    settings.RANKS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    ranks._client.cache_clear()
+    try:
+        assert rank_of(target_id=board.id, ordinal=3, customer_id=ids("9000000002")[0]) == (
+            1,
+            Decimal(700),
+        )
+    finally:
+        ranks._client.cache_clear()
