@@ -112,6 +112,10 @@ def test_from_a_template_to_the_customers_timeline(
         expect(summary.locator("dd[data-field='error_count']")).to_have_text("0")
         expect(bar.locator(".mc-progress-note")).to_have_text("Finished.")
         assert "pending" in bar.get_attribute("data-seen") and "done" in bar.get_attribute("data-seen")  # fmt: skip
+        admin.wait_for_function(
+            "() => { const f = document.querySelector('.mc-progress-fill');"
+            " return f.getBoundingClientRect().width >= f.parentElement.clientWidth - 2; }"
+        )
         screenshot(admin, "journey-03-import-finished")
 
         # --- activities come in through the API (an integrator, token auth) --------------

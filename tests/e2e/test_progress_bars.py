@@ -15,6 +15,18 @@ from milestones.services.target_groups import target_group_create
 
 from .conftest import log_in
 
+SETTLED = """share => {
+  const fill = document.querySelector('.mc-progress-fill');
+  const track = fill.parentElement.getBoundingClientRect().width;
+  return Math.abs(fill.getBoundingClientRect().width - track * share) < 3;
+}"""
+
+
+def bar_settles_at(page, share: float) -> None:
+    """The fill has reached `share` of the track (its width is animated)."""
+    page.wait_for_function(SETTLED, arg=share)
+
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -46,6 +58,7 @@ def test_the_bar_follows_a_reprocessing_run_to_its_end(live_server, new_page, sc
     expect(bar.locator(".mc-progress-percent")).to_have_text("25%")
     expect(bar.locator(".mc-progress-track")).to_have_attribute("aria-valuenow", "25")
     expect(bar.locator(".mc-progress-result")).to_be_hidden()
+    bar_settles_at(page, 0.25)
     screenshot(page, "progress-01-reprocessing-running")
 
     ReprocessRun.objects.filter(pk=run.pk).update(processed=900)
@@ -60,6 +73,7 @@ def test_the_bar_follows_a_reprocessing_run_to_its_end(live_server, new_page, sc
     expect(bar.locator(".mc-progress-summary")).to_contain_text("Total customers1,200")
     expect(bar.locator(".mc-progress-note")).to_have_text("Finished.")
     assert bar.get_attribute("data-seen") == "pending running done"
+    bar_settles_at(page, 1.0)
     screenshot(page, "progress-02-reprocessing-done")
 
     # polling stopped at "done": a later change is not shown
@@ -87,4 +101,5 @@ def test_a_failed_import_shows_its_problems(live_server, new_page, screenshot, o
     expect(rows.nth(1)).to_have_text("4P2'ten' is not a number.")
     expect(bar.locator("dd[data-field='error_count']")).to_have_text("2")
     expect(bar.locator(".mc-progress-note")).to_have_text("The work stopped with an error.")
+    bar_settles_at(page, 1.0)
     screenshot(page, "progress-03-import-failed-with-problems")
