@@ -68,7 +68,12 @@ def test_bad_boolean_fails_loudly(tmp_path):
 
 
 def test_check_deploy_is_clean_with_debug_off_and_a_real_secret(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    # A clean deployment environment (the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE is not one).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(
         VAR_DIR=str(tmp_path),
         DEBUG="0",
