@@ -136,10 +136,7 @@ def reprocess_selected(modeladmin, request, queryset):
             )
             continue
         run = reprocess_start(target_group=group)
-        url = (
-            reverse("admin:evaluation_reprocessrun_changelist")
-            + f"?target_group__id__exact={group.id}"
-        )
+        url = reverse("care:run-progress", args=["reprocess", run.id])
         modeladmin.message_user(
             request,
             format_html(

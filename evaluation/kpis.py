@@ -42,6 +42,15 @@ def to_decimal(value) -> Decimal:
 
 
 def txn_profile(activity, store: tuple[str, str] | None) -> dict:
+    """The currentTxn profile; built once per activity (it is shared by every target)."""
+    cached = getattr(activity, "_txn_profile", None)
+    if cached is not None:
+        return cached
+    activity._txn_profile = _txn_profile(activity, store)
+    return activity._txn_profile
+
+
+def _txn_profile(activity, store: tuple[str, str] | None) -> dict:
     p = activity.payload
     gross = to_decimal(p.get("gross"))
     return {
@@ -56,6 +65,15 @@ def txn_profile(activity, store: tuple[str, str] | None) -> dict:
         "lineItemCount": len(p.get("line_items") or []),
         "extendedFields": p.get("extended_fields") or {},
     }
+
+
+def line_item_profiles(activity) -> list[dict]:
+    cached = getattr(activity, "_line_items", None)
+    if cached is None:
+        cached = activity._line_items = [
+            line_item_profile(item) for item in activity.payload.get("line_items") or []
+        ]
+    return cached
 
 
 def line_item_profile(item: dict) -> dict:
@@ -112,8 +130,7 @@ def contribution(
         sign = -ONE if atype == "return" else ONE
         if entity == "line_item" or kpi == "quantity":
             items = []
-            for item in activity.payload.get("line_items") or []:
-                li = line_item_profile(item)
+            for li in line_item_profiles(activity):
                 if entity == "line_item":
                     ctx = RuleContext(txn=txn, line_item=li, customer=customer_profile)
                     if not _rule_ok(rule, ctx):

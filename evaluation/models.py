@@ -147,8 +147,8 @@ class ProgressDay(models.Model):
 
 
 class Contribution(models.Model):
-    """How much one activity added to one progress row (returns find the bill's cycle here;
-    reprocessing and audits read it)."""
+    """How much a billed transaction added to a sales/quantity progress row: a return finds
+    here the cycle that counted its bill. (Other contributions are not stored.)"""
 
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="contributions")
     progress = models.ForeignKey(Progress, on_delete=models.CASCADE, related_name="contributions")

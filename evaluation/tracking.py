@@ -373,7 +373,8 @@ class _CustomerState:
         row.reached_at = at if row.reached_at is None else max(row.reached_at, at)
         self.dirty.add(key)
         self.touched_groups.add(tcfg.group.group.id)
-        if activity is not None:
+        if activity is not None and activity.bill_number and target.kpi in SALES_KPIS:
+            # Kept where a return may need to find the cycle that counted its bill.
             self.contributions.append((activity, key, new - old))
         self._crossings(tcfg, row, old, new, at)
 

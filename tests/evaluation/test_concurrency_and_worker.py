@@ -28,6 +28,7 @@ def _items(n, *, mobile="9000000001", start=datetime(2026, 3, 2, tzinfo=UTC)):
             "customer": {"mobile": mobile},
             "occurred_at": start + timedelta(minutes=i),
             "gross": Decimal(i % 7 + 1),
+            "bill_number": f"B{i}",
         }
         for i in range(n)
     ]

@@ -83,5 +83,16 @@ def test_the_admin_action_starts_a_reprocess_run(
         )
     assert ReprocessRun.objects.filter(target_group=group).count() == 1
     assert b"follow its progress" in response.content
+    run = ReprocessRun.objects.get(target_group=group)
+    assert f"/care/runs/reprocess/{run.id}/".encode() in response.content
     listing = client.get("/admin/evaluation/reprocessrun/")
     assert b"Admin reprocess" in listing.content and b"<progress" in listing.content
+
+
+def test_the_milestone_view_links_to_its_insights_and_uploads(
+    admin_client_for, configurer, make_group
+):
+    group = make_group("Linked")
+    page = admin_client_for(configurer).get(f"/admin/milestones/targetgroup/{group.id}/view/")
+    assert f'href="/care/milestones/{group.id}/insights/"'.encode() in page.content
+    assert f'href="/care/milestones/{group.id}/imports/"'.encode() in page.content
