@@ -71,7 +71,9 @@ def main():
     assert len(rows) == 100
     print(f"{args.rows:,} progress rows in one period")
     print(f"top-100:        p50 {pct(tops, 0.5):.1f} ms  p95 {pct(tops, 0.95):.1f} ms")
-    print(f"customer rank:  p50 {pct(ranks, 0.5):.1f} ms  p95 {pct(ranks, 0.95):.1f} ms  (mean {statistics.mean(ranks) * 1000:.1f} ms)")
+    print(
+        f"customer rank:  p50 {pct(ranks, 0.5):.1f} ms  p95 {pct(ranks, 0.95):.1f} ms  (mean {statistics.mean(ranks) * 1000:.1f} ms)"
+    )
     if not args.keep:
         drop(DB)
 
