@@ -21,6 +21,7 @@ def main():
     parser.add_argument(
         "--workers", type=int, default=2, help="processes sharing the chunks, like Celery workers"
     )
+    parser.add_argument("--chunk", type=int, default=None, help="customer ids per chunk")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     setup(DB)
@@ -66,6 +67,10 @@ def main():
     print(f"seeded {n:,} enrolled customers in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     as_of = datetime(2026, 2, 2, tzinfo=UTC)
+    if args.chunk:
+        from evaluation import cycle_end
+
+        cycle_end.CHUNK_SPAN = args.chunk
     if args.workers > 1:
         summary = _in_processes(as_of, args.workers)
     else:
@@ -77,7 +82,12 @@ def main():
     t0 = time.perf_counter()
     again = evaluate_cycles(as_of=datetime(2026, 2, 2, tzinfo=UTC))
     print(f"second run (idempotent): {again.events} events in {time.perf_counter() - t0:.1f} s")
-    print(f"peak memory of this process: {peak_rss_mb():.0f} MB")
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"peak memory: this process {peak_rss_mb():.0f} MB, largest worker process {children:.0f} MB"
+    )
     if not args.keep:
         drop(DB)
 

@@ -23,7 +23,7 @@ from milestones.models import CycleType, Period, TargetGroup
 
 from .models import CycleAnchor, EvaluationRun, Progress, RunStatus, TargetEvent
 
-CHUNK_SPAN = 20_000  # customer ids per chunk
+CHUNK_SPAN = 10_000  # customer ids per chunk
 REQUEUE_AFTER = timedelta(minutes=10)
 
 
