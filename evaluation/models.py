@@ -219,6 +219,13 @@ class TargetEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer", "created_at"]),
+            # The sub-targets a cycle's customers reached, read at cycle end; partial, so the
+            # period-elapsed rows of a cycle end never enter it.
+            models.Index(
+                fields=["target", "cycle_ordinal", "customer"],
+                name="target_event_sub_reached_idx",
+                condition=Q(type="sub_target_achieved"),
+            ),
             models.Index(
                 fields=["id"],
                 name="target_event_unconsumed_idx",
