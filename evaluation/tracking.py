@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -31,9 +31,11 @@ from .models import (
     Activity,
     ActivityStatus,
     CycleAnchor,
+    EvaluationRun,
     GroupAchievement,
     Progress,
     ProgressDay,
+    RunStatus,
     TargetEvent,
 )
 from .models import (
@@ -227,6 +229,11 @@ class _Preload:
             customer_id__in=customer_ids, target_id__in=target_ids
         ).values_list("customer_id", "target_id", "cycle_ordinal", "value"):
             self.custom[cid][(tid, ordinal)] = value
+        self.closed_periods = set(
+            EvaluationRun.objects.filter(
+                target_group_id__in=group_ids, status=RunStatus.DONE
+            ).values_list("target_group_id", "period__ordinal")
+        )
         self.closed: dict[int, set] = defaultdict(set)
         for cid, tid, ordinal in TargetEvent.objects.filter(
             customer_id__in=customer_ids, target_id__in=target_ids, type="period_elapsed"
@@ -254,6 +261,7 @@ class _CustomerState:
         self.new_anchors: dict[int, datetime] = {}
         self.custom_values: dict[tuple[int, int], Decimal] = {}
         self.closed: set[tuple[int, int]] = set()
+        self.closed_periods: set[tuple[int, int]] = set()
         self.dirty: set[tuple[int, int]] = set()
         self.touched_groups: set[int] = set()
         self.loaded_targets: set[int] = set()
@@ -271,6 +279,7 @@ class _CustomerState:
         self.anchors = dict(preload.anchors.get(cid, {}))
         self.custom_values = dict(preload.custom.get(cid, {}))
         self.closed = set(preload.closed.get(cid, ()))
+        self.closed_periods = preload.closed_periods
 
     # --- cycles -----------------------------------------------------------------------------
     def _cycle(self, tcfg, at: datetime):
@@ -310,15 +319,14 @@ class _CustomerState:
         return ordinal + 1, last.achieved_at, None, None
 
     def _is_open(self, tcfg, ordinal, end) -> bool:
-        """A cycle accepts activities until its end plus offset days, and until evaluated
-        (reprocessing rebuilds every cycle; events already sent are never sent again)."""
+        """A cycle takes activities dated inside it until its cycle-end evaluation has run
+        (that is at its end plus the offset days, so late arrivals inside the offset window
+        count); reprocessing rebuilds every cycle, and events already sent are never resent."""
         if self.reprocess:
             return True
         if (tcfg.target.id, ordinal) in self.closed:
             return False
-        if end is None:
-            return True
-        return self.now < end + timedelta(days=tcfg.group.group.effective_offset_days)
+        return (tcfg.group.group.id, ordinal) not in self.closed_periods
 
     def _row(self, tcfg, ordinal, start, end, period) -> Progress:
         key = (tcfg.target.id, ordinal)
@@ -538,6 +546,11 @@ class _CustomerState:
             customer=self.customer, target_id=tid, type="period_elapsed"
         )
         self.closed |= set(closed.values_list("target_id", "cycle_ordinal"))
+        gid = tcfg.group.group.id
+        done = EvaluationRun.objects.filter(target_group_id=gid, status=RunStatus.DONE)
+        self.closed_periods = self.closed_periods | {
+            (gid, o) for o in done.values_list("period__ordinal", flat=True)
+        }
 
 
 def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess: bool) -> None:

@@ -465,16 +465,25 @@ def test_inactive_milestones_track_nothing(make_group, post, track, stores):
     assert not Progress.objects.exists() and not Enrolment.objects.exists()
 
 
-def test_ended_cycles_track_nothing_but_the_offset_window_takes_late_arrivals(
+def test_late_arrivals_count_until_the_cycle_end_evaluation_then_nothing_does(
     make_group, post, track, stores
 ):
+    from evaluation.cycle_end import evaluate_cycles
+
     late = make_group("Late", offset_days=5)
     strict = make_group("Strict", offset_days=0)
     post(txn(1, "2026-03-31T11:00:00+00:00", 100))
-    # Now is April 3rd: March has ended; the 5-day offset still accepts it, offset 0 does not.
+    # April 3rd: the strict milestone's March evaluation has run (end + 0 days), the late
+    # one's has not (end + 5 days): the late arrival counts only in the latter.
+    evaluate_cycles(as_of=datetime(2026, 4, 3, tzinfo=UTC))
     track(now=datetime(2026, 4, 3, tzinfo=UTC))
     assert achieved(T(late), 3) == 100
     assert achieved(T(strict), 3) == 0
+    # After the late milestone's cycle end too, a March activity counts nowhere.
+    evaluate_cycles(as_of=datetime(2026, 4, 7, tzinfo=UTC))
+    post(txn(2, "2026-03-30T11:00:00+00:00", 50))
+    track(now=datetime(2026, 4, 7, tzinfo=UTC))
+    assert achieved(T(late), 3) == 100
 
 
 def test_only_enrolled_customers_are_tracked_outside_all_customers_mode(
