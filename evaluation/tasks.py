@@ -10,7 +10,7 @@ from django.utils import timezone
 from .models import Activity, ActivityStatus
 
 log = logging.getLogger(__name__)
-TRACK_CHUNK = 200
+TRACK_CHUNK = 1000
 
 
 def queue_tracking(activity_ids: list[int]) -> None:
