@@ -153,9 +153,6 @@ class CustomListConfirmForm(UploadOptions, ConfirmImportForm):
         for name in UploadOptions.base_fields:
             self.fields[name].widget = forms.HiddenInput()
 
-    def clean_mapping(self):
-        return _mapping(self.cleaned_data.get("mapping"))
-
 
 class ImportJobForm(forms.ModelForm):
     mapping = forms.CharField(

@@ -16,7 +16,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from milestones.api_common import OrgScopedMixin
+from milestones.api_common import OrgScopedMixin, Pagination
 from milestones.models import Role, TargetGroup
 from milestones.permissions import ALL_ROLES
 
@@ -25,7 +25,7 @@ from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
 from .importing.jobs import import_job_create
 from .importing.spec import RowsRefused, cycle_keys, max_bytes, msg_too_big
 from .models import AudienceGroup, AudienceKind, Customer, Enrolment, ImportJob
-from .selectors import audience_list_identifiers
+from .selectors import audience_list_identifiers, customer_lookup
 
 CUSTOMER_WRITERS = frozenset({Role.CONFIGURER, Role.INTEGRATION})
 CONFIGURERS = frozenset({Role.CONFIGURER})
@@ -210,7 +210,7 @@ class AudienceGroupViewSet(
         ids, errors = [], []
         for i, item in enumerate(data.get("customers") or [], start=1):
             try:
-                customer = services.customer_lookup(organisation=org, identifiers=item)
+                customer = customer_lookup(organisation=org, identifiers=item)
             except IdentifierError as exc:
                 errors.append(f"Item {i}: {exc}")
                 continue
@@ -341,8 +341,6 @@ class TargetGroupEnrolmentsView(APIView):
         qs = Enrolment.objects.filter(target_group=group).select_related("customer").order_by("id")
         if request.query_params.get("active") not in (None, ""):
             qs = qs.filter(is_active=_bool(request.query_params["active"], True))
-        from milestones.api_common import Pagination
-
         paginator = Pagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(EnrolmentOut(page, many=True).data)
@@ -483,8 +481,9 @@ class TargetValuesSampleView(APIView):
         periods = dict(group.periods.values_list("ordinal", "name"))
         header = [kind, *[periods.get(n, f"P{n}") for n in range(1, count + 1)]]
         example = {"mobile": "919000000001", "email": "asha@example.com", "external_id": "C-1"}
+        first = list(group.targets.all()[:1])  # one query, not one per cycle
         values = [str(t.value_for_cycle(n).normalize()) for n in range(1, count + 1)
-                  for t in group.targets.all()[:1]]  # fmt: skip
+                  for t in first]  # fmt: skip
         return _csv_response([header, [example[kind], *values]], f"{group.name}_sample.csv")
 
 

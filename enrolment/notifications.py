@@ -26,7 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from milestones.models import CycleType, SubTargetCriteria, TargetGroup
+from milestones.models import SubTargetCriteria, TargetGroup
 
 from .models import Customer, CustomerTargetValue, EnrolmentNotification
 
@@ -220,7 +220,3 @@ def _stamp_event_ids(target_group_id: int, id_range: tuple[int, int] | None) -> 
                 f"WHERE {where} AND json_type(payload, '$.data.eventId') = 'null'",
                 params,
             )
-
-
-def cycle_type_has_fixed_periods(group: TargetGroup) -> bool:
-    return group.cycle_type in (CycleType.FIXED_CALENDAR, CycleType.CUSTOM_PERIODS)

@@ -44,22 +44,6 @@ def customer_get_or_create(
     return customer, True
 
 
-def enrolment_ensure(
-    *, target_group: TargetGroup, customer: Customer, source: str = EnrolmentSource.API
-) -> tuple[Enrolment, bool]:
-    """Enrol (or re-enrol) a customer; idempotent. Returns (enrolment, newly_enrolled)."""
-    enrolment, created = Enrolment.objects.get_or_create(
-        target_group=target_group,
-        customer=customer,
-        defaults={"organisation_id": target_group.organisation_id, "source": source},
-    )
-    if not created and not enrolment.is_active:
-        enrolment.is_active = True
-        enrolment.save(update_fields=["is_active"])
-        return enrolment, True
-    return enrolment, created
-
-
 def auto_enrol_on_activity(*, customer: Customer, target_groups) -> list[int]:
     """'All customers' milestones: a loyalty customer's first tracked activity enrols them.
 

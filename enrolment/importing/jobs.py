@@ -57,22 +57,12 @@ def import_job_create(
 ) -> ImportJob:
     """Store the upload and queue its import (after commit). Refuses, before reading a byte of
     it, a file over the size limit; refuses a milestone that is not enrolled by custom list."""
-    errors: dict[str, list[str]] = {}
-    if target_group.enrolment_mode != EnrolmentMode.CUSTOM_LIST:
-        errors["non_field_errors"] = [
-            "Custom lists are uploaded to milestones with the custom_list enrolment mode."
-        ]
-    size = getattr(file, "size", None) or 0
-    if size > max_bytes():
-        errors["file"] = [msg_too_big(size)]
-    if identifier_type not in IDENTIFIER_TYPES:
-        errors["identifier_type"] = ["Use mobile, email or external_id."]
-    if mapping is not None and not isinstance(mapping, dict):
-        errors["mapping"] = [
-            'The mapping is a JSON object: {"CSV column": "P1" | "do_not_import"}.'
-        ]
+    errors = import_params_errors(
+        target_group=target_group, file=file, identifier_type=identifier_type, mapping=mapping
+    )
     if errors:
         raise ValidationError(errors)
+    size = getattr(file, "size", None) or 0
     job = ImportJob(
         organisation_id=target_group.organisation_id,
         target_group=target_group,

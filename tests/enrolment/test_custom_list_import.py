@@ -281,6 +281,7 @@ def test_member_care_cannot_upload_and_another_org_gets_404(
 ):
     upload(group, "mobile,P1\n1\n", user=member_care, expect=403)
     upload(group, "mobile,P1\n1\n", user=other_configurer, expect=404)
+    assert not group.imports.exists()
 
 
 def test_the_sample_csv_has_the_identifier_and_each_period(api, configurer, group):
@@ -288,3 +289,4 @@ def test_the_sample_csv_has_the_identifier_and_each_period(api, configurer, grou
     assert response.status_code == 200
     lines = response.content.decode().splitlines()
     assert lines[0] == "mobile,Fuel B2B P1,Fuel B2B P2,Fuel B2B P3"
+    assert lines[1].split(",")[0] == "919000000001" and len(lines[1].split(",")) == 4

@@ -47,11 +47,14 @@ def test_a_malformed_identifier_is_a_400_naming_the_field(api, configurer):
     response = api(configurer).post("/api/v1/customers/", {"email": "not-an-email"}, format="json")
     assert response.status_code == 400
     assert response.json()["email"] == ["'not-an-email' is not an email address."]
-    assert api(configurer).get("/api/v1/customers/?mobile=abc").status_code == 400
+    lookup = api(configurer).get("/api/v1/customers/?mobile=abc")
+    assert lookup.status_code == 400
+    assert lookup.json()["mobile"] == ["'abc' is not a mobile number: it has no digits."]
 
 
 def test_member_care_reads_customers_but_cannot_create_them(api, member_care):
     assert api(member_care).post("/api/v1/customers/", {"mobile": "9000000001"}).status_code == 403
+    assert not Customer.objects.exists()
 
 
 def test_another_orgs_customer_answers_404(api, configurer, other_org):
@@ -60,7 +63,9 @@ def test_another_orgs_customer_answers_404(api, configurer, other_org):
     assert api(configurer).get("/api/v1/customers/?mobile=9000000001").json() == []
 
 
-def test_the_same_mobile_may_exist_in_two_organisations(api, configurer, other_org):
-    Customer.objects.create(organisation=other_org, mobile="9000000001")
+def test_the_same_mobile_may_exist_in_two_organisations(api, configurer, org, other_org):
+    theirs = Customer.objects.create(organisation=other_org, mobile="9000000001")
     response = api(configurer).post("/api/v1/customers/", {"mobile": "9000000001"}, format="json")
     assert response.status_code == 201
+    ours = Customer.objects.get(pk=response.json()["id"])
+    assert ours.id != theirs.id and (ours.organisation, ours.mobile) == (org, "9000000001")

@@ -83,7 +83,6 @@ def test_a_list_audience_group_enrols_its_members(api, configurer, make_group, o
     assert response.status_code == 201, response.content
     audience = response.json()
     assert audience["member_count"] == 2
-    group = make_group("VIP fuel", mode="audience_group", enrolment_extra=None) if False else None
     group = make_group("VIP fuel", mode="audience_group")
     assert active_ids(group) == set()
     response = api(configurer).patch(
@@ -269,11 +268,13 @@ def test_customers_who_leave_a_filter_are_unenrolled_but_manual_enrolments_stay(
     group = make_group(
         "Fuel 2", enrolment={"mode": "audience_group", "audience_group": audience.id}
     )
-    api(configurer).post(
+    manual = api(configurer).post(
         f"/api/v1/target-groups/{group.id}/enrolments/",
         {"customers": [{"mobile": "9000000002"}]},
         format="json",
     )
+    assert manual.status_code == 200, manual.content
+    assert manual.json()["customer_ids"] == [b.id]
     assert active_ids(group) == {a.id, b.id}
     progress.delete()  # e.g. a reprocess took the achievement back
     tasks.refresh_filter_audience_groups()
@@ -339,4 +340,6 @@ def test_member_care_cannot_enrol_and_another_org_gets_404(
     body = {"customers": [{"mobile": "9000000001"}]}
     assert api(member_care).post(url, body, format="json").status_code == 403
     assert api(other_configurer).post(url, body, format="json").status_code == 404
-    assert api(member_care).get(url).status_code == 200
+    listed = api(member_care).get(url)
+    assert listed.status_code == 200
+    assert listed.json() == []  # the refused enrolment wrote nothing
