@@ -22,6 +22,7 @@ from milestones.models import CycleType, SubTargetCriteria, Target, TargetGroup
 
 from . import leaderboards
 from .models import Progress, TargetEvent, TargetEventType
+from .selectors import cycle_status
 
 BUCKETS = [
     ("0–25%", "b0"),
@@ -173,9 +174,8 @@ def group_cycles(group: TargetGroup, now: datetime) -> list[dict]:
     if group.has_fixed_periods:
         out = []
         for p in sorted(group.periods.all(), key=lambda p: p.ordinal):
-            status = "completed" if now >= p.ends_at else ("ongoing" if now >= p.starts_at else "upcoming")  # fmt: skip
             out.append({"ordinal": p.ordinal, "name": p.name, "start": p.start, "end": p.end,
-                        "status": status})  # fmt: skip
+                        "status": cycle_status(p.starts_at, p.ends_at, now)})  # fmt: skip
         return out
     return [
         {"ordinal": k, "name": f"Cycle {k}", "start": None, "end": None, "status": ""}
@@ -328,6 +328,9 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
     ordinals = [c["ordinal"] for c in cycles]
     current = cycle if cycle in ordinals else _current_cycle(cycles, used)
     reach = _sub_target_reach(target_ids)
+    reach_all_cycles: dict[int, int] = {}
+    for (sub_id, _), n in reach.items():
+        reach_all_cycles[sub_id] = reach_all_cycles.get(sub_id, 0) + n
     boards = _leaderboards(targets, current) if group.leaderboard_enabled and current else {}
     per_customer = group.cycle_type in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT)
 
@@ -360,7 +363,7 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
                     ),
                     "reached": reached,
                     "rate": _rate(reached, enrolled),
-                    "reached_all_cycles": sum(n for (sid, _), n in reach.items() if sid == sub.id),
+                    "reached_all_cycles": reach_all_cycles.get(sub.id, 0),
                 }
             )
         rate_chart = column_chart(

@@ -150,7 +150,9 @@ def test_a_member_care_agent_reads_but_cannot_open_configuration_pages(
     admin_client_for, member_care, tracked, spend
 ):
     client = admin_client_for(member_care)
-    assert client.get(f"/care/customers/{tracked.pk}/milestones/").status_code == 200
+    page = client.get(f"/care/customers/{tracked.pk}/milestones/")
+    assert page.status_code == 200
+    assert spend.targets.get().name in text_of(page.content.decode())  # their target, shown
     for url in (f"/care/milestones/{spend.pk}/insights/", f"/care/milestones/{spend.pk}/imports/",
                 "/admin/milestones/targetgroup/", "/admin/milestones/targetgroup/add/",
                 f"/admin/milestones/targetgroup/{spend.pk}/change/"):  # fmt: skip
