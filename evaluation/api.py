@@ -222,6 +222,15 @@ class TargetEventList(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+def _paging(request, *, default_limit: int) -> tuple[int, int]:
+    try:
+        limit = int(request.query_params.get("limit", default_limit))
+        offset = max(int(request.query_params.get("offset", 0)), 0)
+    except ValueError:
+        raise leaderboards.LeaderboardError("limit and offset must be integers.") from None
+    return limit, offset
+
+
 class LeaderboardView(APIView):
     """Top N of a target in one cycle (`?period=` name, 'P2', or the current cycle; `?limit=`
     up to 100, `?offset=`). Ties share a rank (1, 1, 3), ordered by who got there first.
@@ -240,19 +249,11 @@ class LeaderboardView(APIView):
             pk=pk, organisation_id=request.user.organisation_id, target_group__leaderboard_enabled=True,
         )  # fmt: skip
         try:
-            limit = int(request.query_params.get("limit", 10))
-            offset = max(int(request.query_params.get("offset", 0)), 0)
+            limit, offset = _paging(request, default_limit=10)
             ordinal, name = leaderboards.resolve_cycle(target, request.query_params.get("period"))
             rows = leaderboards.top(target=target, ordinal=ordinal, limit=limit, offset=offset)
-        except ValueError as exc:
-            return Response(
-                {
-                    "detail": str(exc)
-                    if isinstance(exc, leaderboards.LeaderboardError)
-                    else "limit and offset must be integers."
-                },
-                status=400,
-            )
+        except leaderboards.LeaderboardError as exc:
+            return Response({"detail": str(exc)}, status=400)
         for row in rows:
             row["achieved"] = float(row["achieved"])
             row["period"] = name
@@ -272,18 +273,10 @@ class CustomerRanksView(APIView):
     def get(self, request, pk: int):
         customer = get_object_or_404(Customer, pk=pk, organisation_id=request.user.organisation_id)
         try:
-            limit = int(request.query_params.get("limit", leaderboards.MAX_RANKS))
-            offset = max(int(request.query_params.get("offset", 0)), 0)
+            limit, offset = _paging(request, default_limit=leaderboards.MAX_RANKS)
             rows = leaderboards.customer_ranks(customer=customer, limit=limit, offset=offset)
-        except ValueError as exc:
-            return Response(
-                {
-                    "detail": str(exc)
-                    if isinstance(exc, leaderboards.LeaderboardError)
-                    else "limit and offset must be integers."
-                },
-                status=400,
-            )
+        except leaderboards.LeaderboardError as exc:
+            return Response({"detail": str(exc)}, status=400)
         for row in rows:
             row["achieved"] = float(row["achieved"])
         return Response(rows)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max
 
 from milestones.cycles import day_start
-from milestones.models import CycleType, Store, Target, TargetGroup
+from milestones.models import Store, Target, TargetGroup
 from promotions.rules import Rule, RuleError, compile_rule
 
 
@@ -139,7 +139,3 @@ def _load(org, version) -> OrgConfig:
         stores=stores,
         by_source_group=by_source,
     )
-
-
-def is_per_customer(group: TargetGroup) -> bool:
-    return group.cycle_type in (CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT)

@@ -18,7 +18,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from enrolment.models import CustomerTargetValue, Enrolment
-from milestones.cycles import cyclic_window
+from milestones.cycles import cyclic_window, day_start
 from milestones.models import CycleType, Period, TargetGroup
 
 from .models import CycleAnchor, EvaluationRun, Progress, RunStatus, TargetEvent
@@ -173,10 +173,14 @@ def _finish_if_complete(run_id: int) -> None:
             run.save(update_fields=["status", "finished_at"])
 
 
-def evaluate_per_customer_cycles(*, as_of: datetime, now: datetime | None = None) -> list[int]:
-    """Cyclic windows and till-achievement cycles end per customer: evaluate those due."""
-    now = now or timezone.now()
-    events: list[TargetEvent] = []
+def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
+    """Cyclic windows and till-achievement cycles end per customer: evaluate those due.
+
+    Per milestone, a fixed number of queries: what is enrolled, progressed, valued, already
+    evaluated and which sub-targets were reached are each read once; only the missing events
+    are built and written.
+    """
+    written: list[int] = []
     groups = TargetGroup.objects.filter(
         is_active=True, cycle_type__in=[CycleType.CYCLIC, CycleType.TILL_ACHIEVEMENT]
     ).select_related("organisation")
@@ -192,11 +196,7 @@ def evaluate_per_customer_cycles(*, as_of: datetime, now: datetime | None = None
             (p.target_id, p.customer_id, p.cycle_ordinal): p
             for p in Progress.objects.filter(target__in=targets)
         }
-        custom = {
-            (v.target_id, v.customer_id, v.cycle_ordinal): v.value
-            for v in CustomerTargetValue.objects.filter(target__in=targets)
-        }
-        due = []  # (customer_id, ordinal, end)
+        due = []  # (customer_id, ordinal, end, only this target or None)
         if group.cycle_type == CycleType.CYCLIC:
             for customer_id, anchor in CycleAnchor.objects.filter(target_group=group).values_list(
                 "customer_id", "anchor_at"
@@ -206,70 +206,67 @@ def evaluate_per_customer_cycles(*, as_of: datetime, now: datetime | None = None
                     if end + offset <= as_of:
                         due.append((customer_id, k, end, None))
         else:
-            from milestones.cycles import day_start
-
             group_end = day_start(group.end + timedelta(days=1), group.organisation.tzinfo)
             for (target_id, customer_id, ordinal), p in progress.items():
                 end = p.cycle_end or group_end
                 if end + offset <= as_of:
                     due.append((customer_id, ordinal, end, target_id))
-        for customer_id, ordinal, end, only_target in due:
-            if customer_id not in enrolled:
-                continue
-            for target in targets:
-                if only_target is not None and target.id != only_target:
-                    continue
-                p = progress.get((target.id, customer_id, ordinal))
-                defined = (
-                    p.target_value
-                    if p
-                    else custom.get(
-                        (target.id, customer_id, ordinal), target.value_for_cycle(ordinal)
-                    )
-                )
-                events.append(
-                    TargetEvent(
-                        organisation_id=group.organisation_id,
-                        type="period_elapsed",
-                        dedupe_key=f"period_elapsed:{target.id}:{customer_id}:{ordinal}",
-                        customer_id=customer_id,
-                        target_group=group,
-                        target=target,
-                        cycle_ordinal=ordinal,
-                        period_name=f"{group.name} C{ordinal}",
-                        achieved=p.achieved if p else Decimal(0),
-                        defined=defined,
-                        milestone_triggers=_reached_sub_targets(target, customer_id, ordinal),
-                        is_target_achieved_event=False,
-                        occurred_at=end + offset,
-                    )
-                )
-    if not events:
-        return []
-    keys = [e.dedupe_key for e in events]
-    existing = set(
-        TargetEvent.objects.filter(dedupe_key__in=keys).values_list("organisation_id", "dedupe_key")
-    )
-    fresh = [e for e in events if (e.organisation_id, e.dedupe_key) not in existing]
-    TargetEvent.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
-    return list(
-        TargetEvent.objects.filter(
-            dedupe_key__in=[e.dedupe_key for e in fresh], created_at__gte=now - timedelta(seconds=1)
-        ).values_list("id", flat=True)
-    )
-
-
-def _reached_sub_targets(target, customer_id, ordinal) -> list[str]:
-    return list(
-        TargetEvent.objects.filter(
-            target=target,
-            customer_id=customer_id,
-            cycle_ordinal=ordinal,
-            type="sub_target_achieved",
+        events = TargetEvent.objects.filter(target__in=targets)
+        done = set(
+            events.filter(type="period_elapsed").values_list(
+                "target_id", "customer_id", "cycle_ordinal"
+            )
         )
-        .order_by("sub_target__value")
-        .values_list("sub_target__name", flat=True)
-    )
+        todo = [
+            (target, customer_id, ordinal, end)
+            for customer_id, ordinal, end, only_target in due
+            if customer_id in enrolled
+            for target in targets
+            if (only_target is None or target.id == only_target)
+            and (target.id, customer_id, ordinal) not in done
+        ]
+        if not todo:
+            continue
+        custom = {
+            (v.target_id, v.customer_id, v.cycle_ordinal): v.value
+            for v in CustomerTargetValue.objects.filter(target__in=targets)
+        }
+        reached: dict[tuple[int, int, int], list[str]] = {}
+        for key in (
+            events.filter(type="sub_target_achieved")
+            .order_by("sub_target__value")
+            .values_list("target_id", "customer_id", "cycle_ordinal", "sub_target__name")
+        ):
+            reached.setdefault(key[:3], []).append(key[3])
+        fresh = []
+        for target, customer_id, ordinal, end in todo:
+            key = (target.id, customer_id, ordinal)
+            p = progress.get(key)
+            fresh.append(
+                TargetEvent(
+                    organisation_id=group.organisation_id,
+                    type="period_elapsed",
+                    dedupe_key=f"period_elapsed:{target.id}:{customer_id}:{ordinal}",
+                    customer_id=customer_id,
+                    target_group=group,
+                    target=target,
+                    cycle_ordinal=ordinal,
+                    period_name=f"{group.name} C{ordinal}",
+                    achieved=p.achieved if p else Decimal(0),
+                    defined=p.target_value
+                    if p
+                    else custom.get(key, target.value_for_cycle(ordinal)),
+                    milestone_triggers=reached.get(key, []),
+                    is_target_achieved_event=False,
+                    occurred_at=end + offset,
+                )
+            )
+        TargetEvent.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
+        # These keys did not exist a moment ago: whatever carries them now is new.
+        written += TargetEvent.objects.filter(
+            organisation_id=group.organisation_id, dedupe_key__in=[e.dedupe_key for e in fresh]
+        ).values_list("id", flat=True)
+    return written
 
 
 def evaluate_cycles(*, as_of: datetime | None = None, inline: bool = True) -> EvaluationSummary:

@@ -86,16 +86,19 @@ def _resolve_customers(org, items, errors) -> dict[tuple, int]:
             [Customer(organisation=org, **values) for values in missing.values()],
             ignore_conflicts=True,
         )
+        # Read the new (or concurrently created) customers back: one query per identifier kind.
+        created: dict[tuple[str, str], int] = {}
+        for kind in IDENTIFIER_TYPES:
+            values = {value for key in missing for k, value in key if k == kind}
+            if values:
+                for cid, value in Customer.objects.filter(
+                    organisation=org, **{f"{kind}__in": values}
+                ).values_list("id", kind):
+                    created[(kind, value)] = cid
         for key in missing:
-            for kind, value in key:
-                cid = (
-                    Customer.objects.filter(organisation=org, **{kind: value})
-                    .values_list("id", flat=True)
-                    .first()
-                )
-                if cid is not None:
-                    resolved[key] = cid
-                    break
+            cid = next((created[p] for p in key if p in created), None)
+            if cid is not None:
+                resolved[key] = cid
     return {i: resolved[key] for i, key in keys.items() if key in resolved}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -241,7 +241,3 @@ def _line_items_amount(target, kpi, items, sign):
 
 def is_day_based(kpi: str) -> bool:
     return kpi in DAY_KPIS or kpi in DAILY_MAX_KPIS
-
-
-def occurred_day(occurred_at: datetime, tz: ZoneInfo) -> date:
-    return occurred_at.astimezone(tz).date()

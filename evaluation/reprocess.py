@@ -20,13 +20,11 @@ from . import ranks
 from .models import (
     Activity,
     ActivityStatus,
-    CycleAnchor,
-    GroupAchievement,
     Progress,
     ReprocessRun,
     RunStatus,
 )
-from .tracking import activities_track
+from .tracking import activities_track, reset_group_state
 
 CUSTOMERS_PER_BATCH = 200
 
@@ -74,13 +72,7 @@ def _reset(group, customer_ids) -> None:
                 .order_by("pk")
                 .values_list("pk", flat=True)
             )
-            Progress.objects.filter(
-                customer_id__in=customer_ids, target__target_group=group
-            ).delete()
-            CycleAnchor.objects.filter(customer_id__in=customer_ids, target_group=group).delete()
-            GroupAchievement.objects.filter(
-                customer_id__in=customer_ids, target_group=group
-            ).delete()
+            reset_group_state(customer_ids=customer_ids, group_id=group.id)
 
 
 def reprocess_execute(*, run_id: int, progress=None) -> ReprocessRun | None:

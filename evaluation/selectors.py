@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from enrolment.models import CustomerTargetValue, Enrolment
-from milestones.cycles import cyclic_window, day_start
+from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Target
 
 from .models import CycleAnchor, Progress, TargetEvent
@@ -160,7 +160,3 @@ def _cycles(group, target, progress, anchors, tz, now):
         ]
     rows = sorted((o, p) for (t, o), p in progress.items() if t == target.id)
     return [(o, p.cycle_start, p.cycle_end, None) for o, p in rows]
-
-
-def group_start_at(group):
-    return day_start(group.cycle_start or group.start, group.organisation.tzinfo)

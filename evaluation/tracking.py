@@ -20,8 +20,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from enrolment.models import Customer, CustomerTargetValue, Enrolment
-from enrolment.services import auto_enrol_on_activities, auto_enrol_on_activity
+from enrolment.models import Customer, CustomerTargetValue
+from enrolment.services import auto_enrol_on_activities
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
@@ -91,6 +91,14 @@ def activities_track(
     return result
 
 
+def reset_group_state(*, customer_ids, group_id: int) -> None:
+    """Forget these customers' progress, cycle anchors and group achievements for one
+    milestone (reprocessing rebuilds them); call with the customers locked."""
+    Progress.objects.filter(customer_id__in=customer_ids, target__target_group_id=group_id).delete()
+    CycleAnchor.objects.filter(customer_id__in=customer_ids, target_group_id=group_id).delete()
+    GroupAchievement.objects.filter(customer_id__in=customer_ids, target_group_id=group_id).delete()
+
+
 def _customer_profile(customer: Customer) -> dict:
     return {
         "mobile": customer.mobile or "",
@@ -122,18 +130,11 @@ def _track_batch(
         return
     org = Organisation.objects.get(pk=org_id)
     now = now or timezone.now()
-    qs = Activity.objects.filter(id__in=activity_ids, customer_id__in=list(customers))
+    locked = list(customers)
+    qs = Activity.objects.filter(id__in=activity_ids, customer_id__in=locked)
     if reprocess and only_group_id is not None:
         # Rebuild these customers' state for the milestone from scratch, under the lock.
-        Progress.objects.filter(
-            customer_id__in=list(customers), target__target_group_id=only_group_id
-        ).delete()
-        CycleAnchor.objects.filter(
-            customer_id__in=list(customers), target_group_id=only_group_id
-        ).delete()
-        GroupAchievement.objects.filter(
-            customer_id__in=list(customers), target_group_id=only_group_id
-        ).delete()
+        reset_group_state(customer_ids=locked, group_id=only_group_id)
     if reprocess:
         activities = list(qs.order_by("occurred_at", "id"))
     else:
@@ -192,7 +193,7 @@ def _track_batch(
     # 3. Fold, in time order, customer by customer; then write everything at once.
     states = []
     for cid, ms in matches.items():
-        state = _CustomerState(customers[cid], org, config, now, reprocess=reprocess)
+        state = _CustomerState(customers[cid], org, config, reprocess=reprocess)
         state.load(preload, ms)
         for activity, tcfg, c in ms:
             state.apply(activity, tcfg, c)
@@ -208,7 +209,6 @@ class _Preload:
         customer_ids = list(matches)
         target_ids = {t.target.id for ms in matches.values() for _, t, _ in ms}
         group_ids = {t.group.group.id for ms in matches.values() for _, t, _ in ms}
-        self.target_ids = target_ids
         self.progress: dict[int, dict] = defaultdict(dict)
         rows = list(Progress.objects.filter(customer_id__in=customer_ids, target_id__in=target_ids))
         for row in rows:
@@ -244,14 +244,8 @@ class _Preload:
 class _CustomerState:
     """Progress of one customer for the targets in play, changed in memory, then written."""
 
-    def __init__(self, customer, org, config, now, *, reprocess=False):
-        self.customer, self.org, self.config, self.now, self.reprocess = (
-            customer,
-            org,
-            config,
-            now,
-            reprocess,
-        )
+    def __init__(self, customer, org, config, *, reprocess=False):
+        self.customer, self.org, self.config, self.reprocess = customer, org, config, reprocess
         self.progress: dict[tuple[int, int], Progress] = {}  # (target_id, ordinal) -> row
         self.days: dict[int, dict] = {}  # progress id -> {day: value}
         self.new_days: dict[tuple[int, int], dict] = defaultdict(dict)
@@ -526,9 +520,11 @@ class _CustomerState:
         if not consumers:
             return
         groups = {t.group.group.id: t.group.group for t in consumers}
-        enrolled = set(
-            auto_enrol_on_activity(customer=self.customer, target_groups=list(groups.values()))
-        )
+        enrolled = auto_enrol_on_activities(
+            wanted={self.customer.id: list(groups.values())},
+            loyalty={self.customer.id: self.customer.is_loyalty_member},
+            organisation_id=self.org.id,
+        )[self.customer.id]
         for tcfg in consumers:
             if tcfg.group.group.id not in enrolled or when >= tcfg.group.end_at:
                 continue
@@ -658,11 +654,3 @@ def _update_progress(rows: list[Progress]) -> None:
                 f"reached_at = v.reached_at FROM v WHERE {table}.id = v.id",
                 params,
             )
-
-
-def enrolled_group_ids(customer) -> set[int]:
-    return set(
-        Enrolment.objects.filter(customer=customer, is_active=True).values_list(
-            "target_group_id", flat=True
-        )
-    )

@@ -242,6 +242,14 @@ class TargetGroupFilter(filters.FilterSet):
         return qs.filter(unified_mode="") if value == "single" else qs.exclude(unified_mode="")
 
 
+def _required_name(request, message: str) -> str:
+    """The `name` of an action's body (clone, save as template), or a 400 with `message`."""
+    name = request.data.get("name") if isinstance(request.data, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise serializers.ValidationError({"name": [message]})
+    return name.strip()[:200]
+
+
 def group_queryset():
     return TargetGroup.objects.select_related(
         "organisation", "till", "created_by"
@@ -318,14 +326,8 @@ class TargetGroupViewSet(OrgScopedMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
-        name = request.data.get("name") if isinstance(request.data, dict) else None
-        if not isinstance(name, str) or not name.strip():
-            return Response(
-                {"name": ["Give the clone a new name."]}, status=status.HTTP_400_BAD_REQUEST
-            )
-        group = services.target_group_clone(
-            source=self.get_object(), name=name.strip()[:200], user=request.user
-        )
+        name = _required_name(request, "Give the clone a new name.")
+        group = services.target_group_clone(source=self.get_object(), name=name, user=request.user)
         return self._respond(group, code=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -340,13 +342,9 @@ class TargetGroupViewSet(OrgScopedMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"], url_path="save-as-template")
     def save_as_template(self, request, pk=None):
-        name = request.data.get("name") if isinstance(request.data, dict) else None
-        if not isinstance(name, str) or not name.strip():
-            return Response(
-                {"name": ["Give the template a name."]}, status=status.HTTP_400_BAD_REQUEST
-            )
+        name = _required_name(request, "Give the template a name.")
         template = services.template_create_from_group(
-            target_group=self.get_object(), name=name.strip()[:200], user=request.user
+            target_group=self.get_object(), name=name, user=request.user
         )
         return Response({"id": template.id, "name": template.name}, status=status.HTTP_201_CREATED)
 

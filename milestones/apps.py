@@ -8,10 +8,7 @@ class MilestonesConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from milestones_site.schedules import install_periodic_tasks
-
         post_migrate.connect(_install_schedules, sender=self)
-        self._install = install_periodic_tasks
 
 
 def _install_schedules(sender, **kwargs):

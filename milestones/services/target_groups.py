@@ -19,7 +19,6 @@ from django.utils import timezone
 from promotions.rules import RuleError, validate_rule
 
 from ..cycles import (
-    CycleError,
     add_months,
     cycle_length,
     date_range_instants,
@@ -1045,11 +1044,8 @@ def template_create_from_group(
         raise ValidationError({"name": [f"A template named {name!r} already exists."]})
     payload = target_group_as_data(target_group, with_names=False)
     payload.pop("enrolment", None)
-    payload["cycle"].pop("periods", None) if payload["cycle"].get(
-        "type"
-    ) == CycleType.CUSTOM_PERIODS else None
+    payload["cycle"].pop("periods", None)  # custom period names are unique per organisation
     for t in payload["targets"]:
-        t["name"] = t["name"]
         t["value"] = str(t["value"])
         t["period_values"] = {k: str(v) for k, v in t["period_values"].items()}
         t["sub_targets"] = [{**s, "value": str(s["value"])} for s in t["sub_targets"]]
@@ -1067,7 +1063,3 @@ def template_create_from_group(
         changes={"template": name},
     )
     return template
-
-
-def cycle_error_message(exc: CycleError) -> str:
-    return str(exc)
