@@ -25,6 +25,7 @@ from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
 from .importing.jobs import import_job_create
 from .importing.spec import RowsRefused, cycle_keys, max_bytes, msg_too_big
 from .models import AudienceGroup, AudienceKind, Customer, Enrolment, ImportJob
+from .notifications import dec_str
 from .selectors import audience_list_identifiers, customer_lookup
 
 CUSTOMER_WRITERS = frozenset({Role.CONFIGURER, Role.INTEGRATION})
@@ -482,8 +483,8 @@ class TargetValuesSampleView(APIView):
         header = [kind, *[periods.get(n, f"P{n}") for n in range(1, count + 1)]]
         example = {"mobile": "919000000001", "email": "asha@example.com", "external_id": "C-1"}
         first = list(group.targets.all()[:1])  # one query, not one per cycle
-        values = [str(t.value_for_cycle(n).normalize()) for n in range(1, count + 1)
-                  for t in first]  # fmt: skip
+        # Plain digits ("1000", not "1E+3"), so the sample imports as it is.
+        values = [dec_str(t.value_for_cycle(n)) for n in range(1, count + 1) for t in first]
         return _csv_response([header, [example[kind], *values]], f"{group.name}_sample.csv")
 
 
