@@ -48,44 +48,14 @@ def auto_enrol_on_activity(*, customer: Customer, target_groups) -> list[int]:
     """'All customers' milestones: a loyalty customer's first tracked activity enrols them.
 
     Returns the ids of the target groups the customer is (now) actively enrolled in, among
-    those given. Set-based: one read and at most one bulk insert.
+    those given. The one-customer form of `auto_enrol_on_activities`.
     """
-    groups = list(target_groups)
-    active = set(
-        Enrolment.objects.filter(
-            customer=customer, target_group__in=groups, is_active=True
-        ).values_list("target_group_id", flat=True)
+    active = auto_enrol_on_activities(
+        wanted={customer.id: list(target_groups)},
+        loyalty={customer.id: customer.is_loyalty_member},
+        organisation_id=customer.organisation_id,
     )
-    if customer.is_loyalty_member:
-        known = set(
-            Enrolment.objects.filter(customer=customer, target_group__in=groups).values_list(
-                "target_group_id", flat=True
-            )
-        )
-        missing = [
-            g
-            for g in groups
-            if g.enrolment_mode == EnrolmentMode.ALL_CUSTOMERS and g.id not in known
-        ]
-        if missing:
-            Enrolment.objects.bulk_create(
-                [
-                    Enrolment(
-                        organisation_id=customer.organisation_id,
-                        target_group=g,
-                        customer=customer,
-                        source=EnrolmentSource.ALL_CUSTOMERS,
-                    )
-                    for g in missing
-                ],
-                ignore_conflicts=True,
-            )
-            active |= {g.id for g in missing}
-            # No targetLoyaltyCustomerEnrollment notification here: the enrolment trigger is
-            # part of explicit enrolments (custom list upload, audience, API), reference 004.
-            for g in missing:
-                _announce(g, [customer.id], EnrolmentSource.ALL_CUSTOMERS)
-    return sorted(active)
+    return sorted(active[customer.id])
 
 
 def auto_enrol_on_activities(
