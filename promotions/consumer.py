@@ -204,9 +204,16 @@ class _EventRun:
 
     def __init__(self, event: TargetEvent, now: datetime, result: ConsumeResult):
         self.event, self.now, self.result = event, now, result
-        self.existing = {(a.promotion_id, a.action_index): a for a in event.awards.all()}
+        self._existing: dict | None = None
         self._depth: int | None = None
         self.today = now.astimezone(event.organisation.tzinfo).date()
+
+    @property
+    def existing(self) -> dict:
+        """Ledger rows already written for the event, read when a promotion first matches."""
+        if self._existing is None:
+            self._existing = {(a.promotion_id, a.action_index): a for a in self.event.awards.all()}
+        return self._existing
 
     @property
     def depth(self) -> int:

@@ -39,6 +39,7 @@ from .models import (
     MessageStatus,
     TargetValueSeen,
 )
+from .selectors import event_target_name
 from .templating import render
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def period_end_communications(*, event, communications) -> list[Message]:
         values = message_values(
             customer=event.customer,
             group=event.target_group,
-            target_name=event.target.name if event.target_id else event.target_group.name,
+            target_name=event_target_name(event),
             period=event.period_name,
             achieved=event.achieved,
             defined=event.defined,
@@ -381,15 +382,18 @@ def _target_value_changed(comm, now) -> int:
             TargetValueSeen.objects.bulk_create(new_rows, ignore_conflicts=True)
             if not changed:
                 continue
-            customers = Customer.objects.in_bulk([row.customer_id for row, _ in changed])
+            changed_ids = [row.customer_id for row, _ in changed]
+            customers = Customer.objects.in_bulk(changed_ids)
+            achieved_by = {
+                (c, o): a
+                for c, o, a in Progress.objects.filter(
+                    target=target, customer_id__in=changed_ids
+                ).values_list("customer_id", "cycle_ordinal", "achieved")
+            }
             for row, value in changed:
                 customer = customers[row.customer_id]
                 ordinal, name, _start = cycles[row.customer_id]
-                progress = (
-                    Progress.objects.filter(target=target, customer=customer, cycle_ordinal=ordinal)
-                    .values_list("achieved", flat=True)
-                    .first()
-                )
+                progress = achieved_by.get((customer.id, ordinal))
                 values = message_values(
                     customer=customer,
                     group=group,

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 
-from enrolment.models import CustomerTargetValue, Enrolment
+from enrolment.models import Enrolment
+from enrolment.selectors import target_value_for
 from evaluation.models import Progress, TargetEvent
 from milestones.models import Target, TargetGroup
 from promotions.rules import EventProfile
@@ -153,14 +154,10 @@ def _enrolled_without_progress(event, missing, instant) -> dict[str, tuple]:
             )
             if period is not None:
                 ordinal = period.ordinal
-        value = (
-            CustomerTargetValue.objects.filter(
-                target=target, customer_id=event.customer_id, cycle_ordinal=ordinal
-            )
-            .values_list("value", flat=True)
-            .first()
+        out[name] = (
+            ZERO,
+            target_value_for(target=target, customer_id=event.customer_id, cycle_ordinal=ordinal),
         )
-        out[name] = (ZERO, value if value is not None else target.value_for_cycle(ordinal))
     return out
 
 
@@ -210,22 +207,35 @@ def actions_for_events(event_ids) -> dict[int, list[dict]]:
     for start in range(0, len(ids), 5000):
         rows = (
             Award.objects.filter(event_id__in=ids[start : start + 5000])
-            .select_related("promotion")
             .order_by("id")
+            .values(
+                "event_id",
+                "type",
+                "promotion_id",
+                "status",
+                "points",
+                "points_type",
+                "coupon_code",
+                "message",
+                "error",
+                "created_at",
+                promotion_name=F("promotion__name"),
+            )
         )
-        for a in rows:
-            out[a.event_id].append(
+        for row in rows:
+            event_id = row.pop("event_id")
+            out[event_id].append(
                 {
-                    "type": a.type,
-                    "promotion": a.promotion.name,
-                    "promotion_id": a.promotion_id,
-                    "status": a.status,
-                    "points": a.points,
-                    "points_type": a.points_type,
-                    "coupon_code": a.coupon_code,
-                    "message": a.message,
-                    "error": a.error,
-                    "created_at": a.created_at,
+                    "type": row["type"],
+                    "promotion": row["promotion_name"],
+                    "promotion_id": row["promotion_id"],
+                    "status": row["status"],
+                    "points": row["points"],
+                    "points_type": row["points_type"],
+                    "coupon_code": row["coupon_code"],
+                    "message": row["message"],
+                    "error": row["error"],
+                    "created_at": row["created_at"],
                 }
             )
     return dict(out)

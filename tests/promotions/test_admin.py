@@ -83,11 +83,18 @@ def test_the_admin_refuses_a_promotion_shorter_than_its_milestone_and_a_bad_temp
     assert not Promotion.objects.exists()
 
 
-def test_member_care_cannot_open_promotions_but_sees_the_ledger(admin_client_for, member_care):
+def test_member_care_cannot_open_promotions_but_sees_the_ledger(
+    admin_client_for, member_care, make_group, promo, post, run
+):
+    _two_milestones_paid(make_group, promo, post, run)
     client = admin_client_for(member_care)
     assert client.get(ADD).status_code == 403
-    assert client.get("/admin/promotions/award/").status_code == 200
-    assert client.get("/admin/promotions/award/liability/").status_code == 200
+    ledger = client.get("/admin/promotions/award/")
+    assert ledger.status_code == 200
+    assert ledger.context["cl"].result_count == 4  # two actions on each milestone's event
+    liability = client.get("/admin/promotions/award/liability/")
+    assert liability.status_code == 200
+    assert sorted(r["target_group__name"] for r in liability.context["rows"]) == ["ABC", "XYZ"]
 
 
 def _two_milestones_paid(make_group, promo, post, run):

@@ -159,7 +159,9 @@ def test_only_configurers_write_and_every_role_reads(
     assert api(integration).post(URL, body(actions=[]), format="json").status_code == 403
     assert api().get(URL).status_code == 401
     created = api(configurer).post(URL, body(actions=[]), format="json").json()
-    assert api(member_care).get(URL).status_code == 200
+    listed = api(member_care).get(URL)
+    assert listed.status_code == 200
+    assert [p["id"] for p in listed.json()] == [created["id"]]
     assert (
         api(integration)
         .patch(f"{URL}{created['id']}/", {"is_active": False}, format="json")
