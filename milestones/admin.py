@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .admin_base import OrgScopedAdmin
+from .admin_tokens import TokenAdmin  # noqa: F401 - registers the API tokens screen
 from .admin_views import TargetGroupScreens
 from .models import (
     AuditEntry,
