@@ -167,6 +167,14 @@ class AudienceGroupIn(serializers.Serializer):
     skip_bad_rows = serializers.BooleanField(required=False, default=False)
 
 
+class AudienceCustomersIn(serializers.Serializer):
+    customers = serializers.ListField(child=serializers.DictField(), required=False)
+    file = serializers.FileField(required=False)
+    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, required=False)
+    identifier_column = serializers.CharField(required=False, allow_blank=True)
+    skip_bad_rows = serializers.BooleanField(required=False, default=False)
+
+
 def _rows_refused(refused: RowsRefused) -> Response:
     return Response(
         {
@@ -258,21 +266,17 @@ class AudienceGroupViewSet(
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(request=AudienceGroupIn, responses={200: AudienceGroupOut})
+    @extend_schema(request=AudienceCustomersIn, responses={200: AudienceGroupOut})
     @action(detail=True, methods=["post"])
     def customers(self, request, pk=None):
         """Add customers to a list group (JSON `customers` or a CSV `file`)."""
         if (refused := _refuse_big_body(request)) is not None:
             return refused
         group = self.get_object()
-        values = dict(request.data.items())
-        if "customers" in request.data and isinstance(request.data.get("customers"), list):
-            values["customers"] = request.data["customers"]
-        if "file" in request.FILES:
-            values["file"] = request.FILES["file"]
-        values["skip_bad_rows"] = _bool(values.get("skip_bad_rows"), False)
+        data = AudienceCustomersIn(data=request.data)
+        data.is_valid(raise_exception=True)
         try:
-            customer_ids = self._list_customers(request, values)
+            customer_ids = self._list_customers(request, data.validated_data)
         except RowsRefused as refused:
             return _rows_refused(refused)
         audiences.audience_list_add(audience_group=group, customer_ids=customer_ids)
@@ -382,7 +386,7 @@ class TargetGroupEnrolmentDetailView(APIView):
         enrolment = get_object_or_404(
             Enrolment.objects.select_related("customer"),
             target_group=group,
-            customer_id=customer_id,
+            customer__id=customer_id,  # not customer_id: an id past the column's range is "no row"
         )
         return Response(EnrolmentOut(enrolment).data)
 
