@@ -154,8 +154,12 @@ def main() -> None:
 
                 with connections["default"].execute_wrapper(timer):
                     job = import_job_run(import_id=job.id)
-                for took_sql, sql in sorted(slow, reverse=True)[:12]:
-                    print(f"  {took_sql:6.2f} s  {sql}")
+                grouped: dict[str, list[float]] = {}
+                for took_sql, sql in slow:
+                    grouped.setdefault(sql[:70], []).append(took_sql)
+                top = sorted(grouped.items(), key=lambda kv: -sum(kv[1]))[:15]
+                for sql, took_list in top:
+                    print(f"  {sum(took_list):6.2f} s  x{len(took_list):<4} {sql}")
             else:
                 job = import_job_run(import_id=job.id)
             took = time.perf_counter() - t

@@ -116,15 +116,16 @@ def import_job_run(*, import_id: int) -> ImportJob | None:
     def progress(done: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(processed=done)
 
-    notified_before = EnrolmentNotification.objects.filter(
-        target_group=job.target_group, source=EnrolmentSource.CUSTOM_LIST
-    ).count()
+    sql_path = use_sql_path()
+    notified_before = 0
+    if not sql_path:  # the SQL path counts what it writes
+        notified_before = EnrolmentNotification.objects.filter(
+            target_group=job.target_group, source=EnrolmentSource.CUSTOM_LIST
+        ).count()
     try:
         if job.size > max_bytes():
             raise FileRefused([RowError(0, "", msg_too_big(job.size))])
-        counts = (
-            _run_sql(job, sink, progress) if use_sql_path() else _run_python(job, sink, progress)
-        )
+        counts = _run_sql(job, sink, progress) if sql_path else _run_python(job, sink, progress)
     except FileRefused as refused:
         for error in refused.errors:
             sink.add(error)
@@ -138,12 +139,15 @@ def import_job_run(*, import_id: int) -> ImportJob | None:
     if counts is None:  # errors found and bad rows not to be skipped: nothing written
         _finish(job, ImportStatus.FAILED, sink)
         return job
-    notifications = (
-        EnrolmentNotification.objects.filter(
-            target_group=job.target_group, source=EnrolmentSource.CUSTOM_LIST
-        ).count()
-        - notified_before
-    )
+    if "notifications" in counts:
+        notifications = counts.pop("notifications")
+    else:
+        notifications = (
+            EnrolmentNotification.objects.filter(
+                target_group=job.target_group, source=EnrolmentSource.CUSTOM_LIST
+            ).count()
+            - notified_before
+        )
     _finish(job, ImportStatus.DONE, sink, notifications=notifications, **counts)
     job.refresh_from_db()
     return job

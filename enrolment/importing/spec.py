@@ -18,7 +18,7 @@ from milestones.models import TargetGroup, TargetValueMode
 from ..identifiers import IDENTIFIER_TYPES
 
 DO_NOT_IMPORT = "do_not_import"
-VALUE_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"  # the SQL path uses the same pattern
+VALUE_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 _VALUE_RE = re.compile(VALUE_PATTERN)
 MAX_VALUE = Decimal("1e14")
 QUANTUM = Decimal("0.0001")

@@ -292,3 +292,44 @@ def test_the_sample_csv_has_the_identifier_and_each_period(api, configurer, grou
     assert lines[1].split(",")[0] == "919000000001" and len(lines[1].split(",")) == 4
     # The default values in plain digits, so the sample file imports as it is.
     assert all(cell.isdigit() for cell in lines[1].split(",")[1:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_big_files_write_in_chunks_on_two_connections_with_exact_counts(
+    upload, group, settings, monkeypatch
+):
+    """The SQL path's parallel writer (outside a transaction, over the row threshold): every
+    chunk written once on its own connection, counts and progress exact, notifications once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the parallel writer is the PostgreSQL path's")
+    settings.ENROLMENT_IMPORT_CHUNK = 7
+    settings.ENROLMENT_IMPORT_PARALLEL_MIN_ROWS = 10
+    settings.ENROLMENT_IMPORT_WORKERS = 2
+    import threading
+
+    from enrolment.importing.pg_path import PgImport
+
+    threads, chunk = set(), PgImport._write_chunk
+
+    def spy(self, start, end):
+        threads.add(threading.get_ident())
+        return chunk(self, start, end)
+
+    monkeypatch.setattr(PgImport, "_write_chunk", spy)
+    lines = [f"{9000000100 + n},{n + 1},,{2 * n}" for n in range(40)]
+    lines.insert(5, "12,1,1,1")  # one bad row: skipped on request, the rest imported
+    status = upload(group, "mobile,P1,P2,P3\n" + "\n".join(lines) + "\n", skip_bad_rows=True)
+    assert status["status"] == "done", status
+    assert (status["total"], status["processed"], status["skipped_rows"]) == (41, 41, 1)
+    assert (status["created_customers"], status["newly_enrolled"]) == (40, 40)
+    assert status["notifications"] == 40 == EnrolmentNotification.objects.count()
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    assert CustomerTargetValue.objects.count() == 80  # P2 blank everywhere; P3 is 0 for n=0
+    assert values_of(group, "9000000107") == [Decimal(8), Decimal(100), Decimal(14)]
+    again = upload(group, "mobile,P1,P2,P3\n" + "\n".join(lines) + "\n", skip_bad_rows=True)
+    assert (again["created_customers"], again["newly_enrolled"], again["notifications"]) == (
+        0,
+        0,
+        0,
+    )
+    assert EnrolmentNotification.objects.count() == 40
