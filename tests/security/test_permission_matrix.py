@@ -1,0 +1,475 @@
+"""The permission matrix: every admin page, member-care page and API endpoint against each
+role (configurer, member care, integration, anonymous) and a configurer of another
+organisation, with the expected answer for each cell.
+
+Cells: an HTTP status, "login" (a redirect to the sign-in page), "index" (a redirect to the
+admin's index: what the admin answers for an object that does not exist, which is what
+another organisation's object is) or "302" (any other redirect). The lists of routes are read from the running site (the URL
+resolver, the admin registry, the OpenAPI schema): a new endpoint, page or admin screen
+without a row here fails `test_every_*_has_an_expected_row`.
+
+Each cell runs in a transaction that is rolled back, so a write in one cell never changes
+another. Writes are sent with an empty body: a role that may write gets past the permission
+check and reaches validation (400) or the action (2xx); a role that may not gets 403.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib import admin
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from tests.security.matrix_world import build_world
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("configurer", "member_care", "integration", "anonymous", "other_org")
+PRINT = os.environ.get("MATRIX_PRINT") == "1"  # print the observed table (to review a change)
+
+
+@pytest.fixture
+def people(configurer, member_care, integration, other_configurer):
+    return {
+        "configurer": configurer,
+        "member_care": member_care,
+        "integration": integration,
+        "anonymous": None,
+        "other_org": other_configurer,
+    }
+
+
+@pytest.fixture
+def world(org, configurer, integration):
+    return build_world(org, configurer, integration)
+
+
+def outcome(response):
+    if response.status_code == 302:
+        location = response["Location"]
+        if location.startswith("/admin/login/"):
+            return "login"
+        if location == "/admin/":
+            return "index"
+        return "302"
+    return response.status_code
+
+
+def cell(client, method: str, url: str, **kwargs):
+    with transaction.atomic():
+        response = getattr(client, method.lower())(url, **kwargs)
+        transaction.set_rollback(True)
+    return outcome(response)
+
+
+def page_clients(people):
+    clients = {}
+    for role, user in people.items():
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        clients[role] = client
+    return clients
+
+
+def api_clients(people):
+    clients = {}
+    for role, user in people.items():
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {user.auth_token.key}")
+        clients[role] = client
+    return clients
+
+
+def compare(title, expected: dict, observed: dict):
+    """Fail with one line per differing cell (the whole table is checked, not the first)."""
+    if PRINT:
+        print(f"\n# {title}")
+        for key, row in observed.items():
+            print(f"    {key!r}: {row!r},")
+    wrong = []
+    for key, row in observed.items():
+        want = expected[key]
+        for role, got, exp in zip(ROLES, row, want, strict=True):
+            if got != exp:
+                wrong.append(f"{key} as {role}: expected {exp}, got {got}")
+    assert not wrong, f"{title}: {len(wrong)} cells differ:\n" + "\n".join(wrong)
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+# Which object each path's {id} names (all acme's).
+API_IDS = {
+    "/api/v1/audience-groups/{id}/": "audience",
+    "/api/v1/awards/{id}/": "award",
+    "/api/v1/coupon-series/{id}/": "coupon_series",
+    "/api/v1/customers/{id}/": "customer",
+    "/api/v1/evaluation-runs/{id}/": "evaluation_run",
+    "/api/v1/imports/{id}/": "import",
+    "/api/v1/promotions/{id}/": "promotion",
+    "/api/v1/reprocess-runs/{id}/": "reprocess_run",
+    "/api/v1/stores/{id}/": "store",
+    "/api/v1/target-groups/{id}/": "group",
+    "/api/v1/targets/{id}/": "target",
+    "/api/v1/templates/{id}/": "template",
+}
+
+
+def api_operations() -> list[tuple[str, str]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return sorted(
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    )
+
+
+def api_url(path: str, ids: dict) -> str:
+    url = path
+    if "{id}" in path:
+        prefix = next(p for p in API_IDS if path.startswith(p[: p.index("{id}")] + "{id}/"))
+        url = url.replace("{id}", str(ids[API_IDS[prefix]]))
+    return url.replace("{customer_id}", str(ids["customer"]))
+
+
+# Reads: every role of the organisation; writes: configuration and promotions by configurers,
+# activities/customers/enrolments/target values by integration (and configurers); member care
+# only reads. Another organisation's configurer: its own lists, 404 for acme's objects.
+API = {
+    #                                                         configurer member_care integration anonymous other_org
+    "GET /api/v1/org-settings/":                                    (200, 200, 200, 401, 200),
+    "PATCH /api/v1/org-settings/":                                  (200, 403, 403, 401, 200),
+    "GET /api/v1/stores/":                                          (200, 200, 200, 401, 200),
+    "POST /api/v1/stores/":                                         (400, 403, 403, 401, 400),
+    "GET /api/v1/stores/{id}/":                                     (200, 200, 200, 401, 404),
+    "PATCH /api/v1/stores/{id}/":                                   (200, 403, 403, 401, 404),
+    "GET /api/v1/target-groups/":                                   (200, 200, 200, 401, 200),
+    "POST /api/v1/target-groups/":                                  (400, 403, 403, 401, 400),
+    "GET /api/v1/target-groups/{id}/":                              (200, 200, 200, 401, 404),
+    "PATCH /api/v1/target-groups/{id}/":                            (200, 403, 403, 401, 404),
+    "POST /api/v1/target-groups/{id}/activate/":                    (200, 403, 403, 401, 404),
+    "POST /api/v1/target-groups/{id}/deactivate/":                  (200, 403, 403, 401, 404),
+    "POST /api/v1/target-groups/{id}/clone/":                       (201, 403, 403, 401, 404),
+    "POST /api/v1/target-groups/{id}/save-as-template/":            (201, 403, 403, 401, 404),
+    "GET /api/v1/target-groups/{id}/audit/":                        (200, 200, 200, 401, 404),
+    "GET /api/v1/target-groups/{id}/enrolments/":                   (200, 200, 200, 401, 404),
+    "POST /api/v1/target-groups/{id}/enrolments/":                  (400, 403, 400, 401, 404),
+    "GET /api/v1/target-groups/{id}/enrolments/{customer_id}/":     (200, 200, 200, 401, 404),
+    "DELETE /api/v1/target-groups/{id}/enrolments/{customer_id}/":  (200, 403, 200, 401, 404),
+    "GET /api/v1/target-groups/{id}/reprocess/":                    (200, 200, 200, 401, 404),
+    "POST /api/v1/target-groups/{id}/reprocess/":                   (202, 403, 403, 401, 404),
+    "GET /api/v1/target-groups/{id}/target-values/sample/":         (200, 200, 200, 401, 404),
+    "POST /api/v1/target-groups/{id}/target-values/upload/":        (400, 403, 400, 401, 404),
+    "GET /api/v1/templates/":                                       (200, 200, 200, 401, 200),
+    "GET /api/v1/templates/{id}/":                                  (200, 200, 200, 401, 404),
+    "GET /api/v1/customers/":                                       (200, 200, 200, 401, 200),
+    "POST /api/v1/customers/":                                      (400, 403, 400, 401, 400),
+    "GET /api/v1/customers/{id}/":                                  (200, 200, 200, 401, 404),
+    "GET /api/v1/customers/{id}/milestones/":                       (200, 200, 200, 401, 404),
+    "GET /api/v1/customers/{id}/ranks/":                            (200, 200, 200, 401, 404),
+    "GET /api/v1/audience-groups/":                                 (200, 200, 200, 401, 200),
+    "POST /api/v1/audience-groups/":                                (400, 403, 403, 401, 400),
+    "GET /api/v1/audience-groups/sample-csv/":                      (200, 200, 200, 401, 200),
+    "GET /api/v1/audience-groups/{id}/":                            (200, 200, 200, 401, 404),
+    "POST /api/v1/audience-groups/{id}/customers/":                 (200, 403, 403, 401, 404),
+    "GET /api/v1/audience-groups/{id}/members/":                    (200, 200, 200, 401, 404),
+    "POST /api/v1/audience-groups/{id}/refresh/":                   (200, 403, 403, 401, 404),
+    "GET /api/v1/imports/":                                         (200, 200, 200, 401, 200),
+    "GET /api/v1/imports/{id}/":                                    (200, 200, 200, 401, 404),
+    "POST /api/v1/activities/":                                     (400, 403, 400, 401, 400),
+    "GET /api/v1/target-events/":                                   (200, 200, 200, 401, 200),
+    "GET /api/v1/targets/{id}/leaderboard/":                        (200, 200, 200, 401, 404),
+    "GET /api/v1/evaluation-runs/":                                 (200, 200, 200, 401, 200),
+    "GET /api/v1/evaluation-runs/{id}/":                            (200, 200, 200, 401, 404),
+    "GET /api/v1/reprocess-runs/{id}/":                             (200, 200, 200, 401, 404),
+    "GET /api/v1/promotions/":                                      (200, 200, 200, 401, 200),
+    "POST /api/v1/promotions/":                                     (400, 403, 403, 401, 400),
+    "GET /api/v1/promotions/{id}/":                                 (200, 200, 200, 401, 404),
+    "PATCH /api/v1/promotions/{id}/":                               (200, 403, 403, 401, 404),
+    "GET /api/v1/awards/":                                          (200, 200, 200, 401, 200),
+    "GET /api/v1/awards/{id}/":                                     (200, 200, 200, 401, 404),
+    "GET /api/v1/coupon-series/":                                   (200, 200, 200, 401, 200),
+    "POST /api/v1/coupon-series/":                                  (400, 403, 403, 401, 400),
+    "GET /api/v1/coupon-series/{id}/":                              (200, 200, 200, 401, 404),
+    "POST /api/v1/auth/token/revoke/":                              (204, 204, 204, 401, 204),
+}  # fmt: skip
+# Bodies where an empty one would stop at validation before the object is looked up.
+API_BODIES = {
+    "POST /api/v1/target-groups/{id}/clone/": {"name": "Spend copy"},
+    "POST /api/v1/target-groups/{id}/save-as-template/": {"name": "Spend template 2"},
+}
+
+
+def test_every_api_endpoint_has_an_expected_row():
+    operations = {f"{method} {path}" for method, path in api_operations()}
+    assert operations - set(API) == set(), "API operations without an expected row"
+    assert set(API) - operations == set(), "expected rows for operations that do not exist"
+
+
+def test_every_api_route_is_in_the_schema():
+    """A view outside DRF under /api/v1/ would escape the schema and so the table above."""
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                yield prefix + str(p.pattern), p.callback
+
+    for route, callback in walk(get_resolver().url_patterns):
+        if route.startswith("api/v1/"):
+            assert hasattr(callback, "cls"), f"{route} is not a DRF view"
+
+
+def test_api_permission_matrix(people, world):
+    ids = world.ids()
+    clients = api_clients(people)
+    observed = {}
+    for method, path in api_operations():
+        url = api_url(path, ids)
+        kwargs = {}
+        if method in ("POST", "PATCH", "PUT"):
+            body = API_BODIES.get(f"{method} {path}", {})
+            kwargs = {"data": body, "format": "multipart" if "upload" in path else "json"}
+        observed[f"{method} {path}"] = tuple(
+            cell(clients[role], method, url, **kwargs) for role in ROLES
+        )
+    compare("API", API, {k: observed[k] for k in sorted(observed)})
+
+
+# --- Admin -------------------------------------------------------------------------------------
+
+
+def admin_models() -> list[str]:
+    return sorted(f"{m._meta.app_label}.{m._meta.model_name}" for m in admin.site._registry)
+
+
+ADMIN = {
+    #                                                             configurer member_care integration anonymous other_org
+    "changelist auth.group":                                      (403, 403, "login", "login", 403),
+    "add auth.group":                                             (403, 403, "login", "login", 403),
+    "changelist authtoken.tokenproxy":                            (200, 403, "login", "login", 200),
+    "add authtoken.tokenproxy":                                   (403, 403, "login", "login", 403),
+    "change authtoken.tokenproxy":                                ("index", 403, "login", "login", "index"),
+    "changelist axes.accessattempt":                              (403, 403, "login", "login", 403),
+    "add axes.accessattempt":                                     (403, 403, "login", "login", 403),
+    "changelist axes.accessfailurelog":                           (403, 403, "login", "login", 403),
+    "add axes.accessfailurelog":                                  (403, 403, "login", "login", 403),
+    "changelist axes.accesslog":                                  (403, 403, "login", "login", 403),
+    "add axes.accesslog":                                         (403, 403, "login", "login", 403),
+    "changelist django_celery_beat.clockedschedule":              (403, 403, "login", "login", 403),
+    "add django_celery_beat.clockedschedule":                     (403, 403, "login", "login", 403),
+    "changelist django_celery_beat.crontabschedule":              (403, 403, "login", "login", 403),
+    "add django_celery_beat.crontabschedule":                     (403, 403, "login", "login", 403),
+    "changelist django_celery_beat.intervalschedule":             (403, 403, "login", "login", 403),
+    "add django_celery_beat.intervalschedule":                    (403, 403, "login", "login", 403),
+    "changelist django_celery_beat.periodictask":                 (403, 403, "login", "login", 403),
+    "add django_celery_beat.periodictask":                        (403, 403, "login", "login", 403),
+    "changelist django_celery_beat.solarschedule":                (403, 403, "login", "login", 403),
+    "add django_celery_beat.solarschedule":                       (403, 403, "login", "login", 403),
+    "changelist enrolment.audiencegroup":                         (200, 403, "login", "login", 200),
+    "add enrolment.audiencegroup":                                (200, 403, "login", "login", 200),
+    "change enrolment.audiencegroup":                             (200, 403, "login", "login", "index"),
+    "changelist enrolment.customer":                              (200, 200, "login", "login", 200),
+    "add enrolment.customer":                                     (200, 403, "login", "login", 200),
+    "change enrolment.customer":                                  (200, 200, "login", "login", "index"),
+    "changelist enrolment.customertargetvalue":                   (200, 200, "login", "login", 200),
+    "add enrolment.customertargetvalue":                          (200, 403, "login", "login", 200),
+    "changelist enrolment.enrolment":                             (200, 200, "login", "login", 200),
+    "add enrolment.enrolment":                                    (200, 403, "login", "login", 200),
+    "changelist enrolment.enrolmentnotification":                 (200, 200, "login", "login", 200),
+    "add enrolment.enrolmentnotification":                        (403, 403, "login", "login", 403),
+    "changelist enrolment.importjob":                             (200, 403, "login", "login", 200),
+    "add enrolment.importjob":                                    (200, 403, "login", "login", 200),
+    "change enrolment.importjob":                                 (200, 403, "login", "login", "index"),
+    "changelist evaluation.activity":                             (200, 200, "login", "login", 200),
+    "add evaluation.activity":                                    (403, 403, "login", "login", 403),
+    "changelist evaluation.evaluationrun":                        (200, 200, "login", "login", 200),
+    "add evaluation.evaluationrun":                               (403, 403, "login", "login", 403),
+    "change evaluation.evaluationrun":                            (200, 200, "login", "login", "index"),
+    "changelist evaluation.progress":                             (200, 200, "login", "login", 200),
+    "add evaluation.progress":                                    (403, 403, "login", "login", 403),
+    "changelist evaluation.reprocessrun":                         (200, 403, "login", "login", 200),
+    "add evaluation.reprocessrun":                                (403, 403, "login", "login", 403),
+    "change evaluation.reprocessrun":                             (200, 403, "login", "login", "index"),
+    "changelist evaluation.targetevent":                          (200, 200, "login", "login", 200),
+    "add evaluation.targetevent":                                 (403, 403, "login", "login", 403),
+    "changelist milestones.auditentry":                           (200, 403, "login", "login", 200),
+    "add milestones.auditentry":                                  (403, 403, "login", "login", 403),
+    "changelist milestones.heartbeat":                            (403, 403, "login", "login", 403),
+    "add milestones.heartbeat":                                   (403, 403, "login", "login", 403),
+    "changelist milestones.organisation":                         (200, 403, "login", "login", 200),
+    "add milestones.organisation":                                (403, 403, "login", "login", 403),
+    "change milestones.organisation":                             (200, 403, "login", "login", "index"),
+    "changelist milestones.store":                                (200, 200, "login", "login", 200),
+    "add milestones.store":                                       (200, 403, "login", "login", 200),
+    "change milestones.store":                                    (200, 200, "login", "login", "index"),
+    "changelist milestones.targetgroup":                          (200, 403, "login", "login", 200),
+    "add milestones.targetgroup":                                 (200, 403, "login", "login", 200),
+    "change milestones.targetgroup":                              (200, 403, "login", "login", 404),
+    "changelist milestones.template":                             (200, 403, "login", "login", 200),
+    "add milestones.template":                                    (403, 403, "login", "login", 403),
+    "change milestones.template":                                 (200, 403, "login", "login", "index"),
+    "changelist milestones.user":                                 (403, 403, "login", "login", 403),
+    "add milestones.user":                                        (403, 403, "login", "login", 403),
+    "changelist promotions.award":                                (200, 200, "login", "login", 200),
+    "add promotions.award":                                       (403, 403, "login", "login", 403),
+    "change promotions.award":                                    (200, 200, "login", "login", "index"),
+    "changelist promotions.communication":                        (200, 403, "login", "login", 200),
+    "add promotions.communication":                               (200, 403, "login", "login", 200),
+    "changelist promotions.couponseries":                         (200, 403, "login", "login", 200),
+    "add promotions.couponseries":                                (200, 403, "login", "login", 200),
+    "change promotions.couponseries":                             (200, 403, "login", "login", "index"),
+    "changelist promotions.message":                              (200, 200, "login", "login", 200),
+    "add promotions.message":                                     (403, 403, "login", "login", 403),
+    "changelist promotions.promotion":                            (200, 403, "login", "login", 200),
+    "add promotions.promotion":                                   (200, 403, "login", "login", 200),
+    "change promotions.promotion":                                (200, 403, "login", "login", "index"),
+}  # fmt: skip
+
+# An acme object for each admin that has a change page to visit (another org's: "index"/404).
+ADMIN_OBJECTS = {
+    "authtoken.tokenproxy": "user",
+    "enrolment.audiencegroup": "audience",
+    "enrolment.customer": "customer",
+    "enrolment.importjob": "import",
+    "evaluation.evaluationrun": "evaluation_run",
+    "evaluation.reprocessrun": "reprocess_run",
+    "milestones.organisation": "org",
+    "milestones.store": "store",
+    "milestones.targetgroup": "group",
+    "milestones.template": "template",
+    "promotions.award": "award",
+    "promotions.couponseries": "coupon_series",
+    "promotions.promotion": "promotion",
+}
+
+# The admin's own pages and the custom screens, by URL ({group}: acme's milestone).
+ADMIN_PAGES = {
+    #                                                             configurer member_care integration anonymous other_org
+    "GET /admin/":                                                (200, 200, "login", "login", 200),
+    "GET /admin/password_change/":                                (200, 200, "login", "login", 200),
+    "GET /admin/milestones/targetgroup/{group}/view/":            (200, 403, "login", "login", 404),
+    "GET /admin/milestones/targetgroup/{group}/clone/":           (200, 403, "login", "login", 404),
+    "GET /admin/milestones/targetgroup/{group}/save-as-template/": (200, 403, "login", "login", 404),
+    "POST /admin/milestones/targetgroup/{group}/set-active/":     ("302", 403, "login", "login", 404),
+    "GET /admin/enrolment/importjob/import/":                     (200, 403, "login", "login", 200),
+    "GET /admin/promotions/award/liability/":                     (200, 200, "login", "login", 200),
+}  # fmt: skip
+
+
+def admin_cells(people, world):
+    ids = world.ids()
+    clients = page_clients(people)
+    observed = {}
+    for label in admin_models():
+        app, model = label.split(".")
+        for page, suffix in (("changelist", ""), ("add", "add/")):
+            url = f"/admin/{app}/{model}/{suffix}"
+            observed[f"{page} {label}"] = tuple(cell(clients[r], "GET", url) for r in ROLES)
+        if label in ADMIN_OBJECTS:
+            url = f"/admin/{app}/{model}/{ids[ADMIN_OBJECTS[label]]}/change/"
+            observed[f"change {label}"] = tuple(cell(clients[r], "GET", url) for r in ROLES)
+    for key in ADMIN_PAGES:
+        method, url = key.split(" ", 1)
+        url = url.format(**ids)
+        observed[key] = tuple(cell(clients[r], method, url) for r in ROLES)
+    return observed
+
+
+def test_every_admin_screen_has_an_expected_row():
+    pages = {f"{p} {label}" for label in admin_models() for p in ("changelist", "add")}
+    pages |= {f"change {label}" for label in ADMIN_OBJECTS}
+    assert pages - set(ADMIN) == set(), "admin screens without an expected row"
+    assert set(ADMIN) - pages - set(ADMIN_PAGES) == set(), "rows for screens that do not exist"
+
+
+def test_admin_permission_matrix(people, world):
+    observed = admin_cells(people, world)
+    compare("Admin", {**ADMIN, **ADMIN_PAGES}, observed)
+
+
+# --- Member-care pages -------------------------------------------------------------------------
+
+CARE = {
+    #                                                    configurer member_care integration anonymous other_org
+    "GET /care/":                                           (200, 200, 403, "login", 200),
+    # One match goes straight to the customer; another organisation finds nothing.
+    "GET /care/?q=9000000001":                              ("302", "302", 403, "login", 200),
+    "GET /care/customers/{customer}/milestones/":           (200, 200, 403, "login", 404),
+    "GET /care/customers/{customer}/milestones/{target}/":  (200, 200, 403, "login", 404),
+    "GET /care/milestones/{group}/insights/":               (200, 403, 403, "login", 404),
+    "GET /care/milestones/{group}/imports/":                (200, 403, 403, "login", 404),
+    "POST /care/milestones/{group}/imports/":               (200, 403, 403, "login", 404),
+    "GET /care/imports/{import}/":                          (200, 403, 403, "login", 404),
+    "GET /care/runs/evaluation/{evaluation_run}/":          (200, 403, 403, "login", 404),
+    "GET /care/runs/reprocess/{reprocess_run}/":            (200, 403, 403, "login", 404),
+}  # fmt: skip
+
+
+def care_route_names() -> set[str]:
+    resolver = next(
+        p
+        for p in get_resolver().url_patterns
+        if isinstance(p, URLResolver) and p.namespace == "care"
+    )
+    return {p.name for p in resolver.url_patterns}
+
+
+def test_every_member_care_page_has_an_expected_row(world):
+    ids = world.ids()
+    urls = [key.split(" ", 1)[1].split("?")[0].format(**ids) for key in CARE]
+    covered = {resolve(url).url_name for url in urls}
+    assert care_route_names() - covered == set(), "member-care pages without an expected row"
+
+
+def test_member_care_permission_matrix(people, world):
+    ids = world.ids()
+    clients = page_clients(people)
+    observed = {}
+    for key in CARE:
+        method, url = key.split(" ", 1)
+        observed[key] = tuple(cell(clients[r], method, url.format(**ids)) for r in ROLES)
+    compare("Member care", CARE, observed)
+
+
+def test_another_organisation_searching_a_customer_finds_nothing(other_configurer, world):
+    client = Client()
+    client.force_login(other_configurer)
+    page = client.get("/care/?q=9000000001")
+    assert page.status_code == 200
+    assert b"Asha" not in page.content
+    assert f"/care/customers/{world.customer.pk}/".encode() not in page.content
+
+
+# --- Everything else the site serves -----------------------------------------------------------
+
+SITE = {
+    #                          configurer member_care integration anonymous other_org
+    "GET /":                   ("index", "index", "index", "index", "index"),
+    "GET /health/":            (200, 200, 200, 200, 200),
+    "GET /api/schema/":        (200, 200, 200, 200, 200),  # the API's description is public
+    "GET /api/docs/":          (200, 200, 200, 200, 200),
+}  # fmt: skip
+
+
+def test_every_other_route_has_an_expected_row():
+    listed = {key.split(" ", 1)[1].lstrip("/") for key in SITE}
+    for pattern in get_resolver().url_patterns:
+        route = str(pattern.pattern)
+        if route.startswith(("admin/", "api/v1/", "care/")):
+            continue
+        assert route in listed, f"/{route} has no expected row"
+
+
+def test_site_permission_matrix(people):
+    clients = page_clients(people)
+    observed = {key: tuple(cell(clients[r], *key.split(" ", 1)) for r in ROLES) for key in SITE}
+    compare("Site", SITE, observed)
