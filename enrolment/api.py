@@ -16,7 +16,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from milestones.api_common import OrgScopedMixin, Pagination
+from milestones.api_common import OrgScopedMixin, Pagination, reject_nul
 from milestones.models import Role, TargetGroup
 from milestones.permissions import ALL_ROLES
 
@@ -85,7 +85,7 @@ class CustomerIn(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     joined_on = serializers.DateField(required=False, allow_null=True)
     is_loyalty_member = serializers.BooleanField(required=False, default=True)
-    attributes = serializers.DictField(required=False)
+    attributes = serializers.DictField(required=False, validators=[reject_nul])
 
 
 class CustomerViewSet(
@@ -159,7 +159,7 @@ class AudienceGroupIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=AudienceKind.choices)
     description = serializers.CharField(required=False, allow_blank=True)
     customers = serializers.ListField(child=serializers.DictField(), required=False)
-    filter = serializers.JSONField(required=False)
+    filter = serializers.JSONField(required=False, validators=[reject_nul])
     sources = serializers.ListField(child=serializers.IntegerField(), required=False)
     file = serializers.FileField(required=False)
     identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, required=False)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enrolment.models import Customer
+from milestones.api_common import reject_nul
 from milestones.models import Role, Target, TargetGroup
 from milestones.permissions import ALL_ROLES
 from milestones.services.target_groups import CUSTOMER_EVENTS
@@ -53,7 +54,7 @@ class LineItemIn(serializers.Serializer):
     gross = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     discount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     net = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    extended_fields = serializers.DictField(required=False)
+    extended_fields = serializers.DictField(required=False, validators=[reject_nul])
 
 
 class ActivityIn(serializers.Serializer):
@@ -68,10 +69,10 @@ class ActivityIn(serializers.Serializer):
     gross = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     discount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     net = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    extended_fields = serializers.DictField(required=False)
+    extended_fields = serializers.DictField(required=False, validators=[reject_nul])
     line_items = LineItemIn(many=True, required=False, max_length=1000)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    attributes = serializers.DictField(required=False)
+    attributes = serializers.DictField(required=False, validators=[reject_nul])
     regular = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     promotional = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
 

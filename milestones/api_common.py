@@ -45,6 +45,11 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RecursionError):
+        # A body nested thousands deep ([[[[...]]]]) overflows the JSON parser's stack.
+        return Response(
+            {"detail": "The input is nested too deeply."}, status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, DjangoValidationError):
         return Response(validation_error_to_dict(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IntegrityError):
@@ -53,6 +58,23 @@ def exception_handler(exc, context):
             status=status.HTTP_400_BAD_REQUEST,
         )
     return drf_exception_handler(exc, context)
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def reject_nul(value) -> None:
+    """Validator for free-form JSON fields (DRF's CharField already refuses NUL): PostgreSQL
+    cannot store U+0000 in text or jsonb, so it is a 400 on every database, not a 500."""
+    if _has_nul(value):
+        raise serializers.ValidationError("Null characters (\\u0000) are not allowed.")
 
 
 class OrgScopedMixin:
