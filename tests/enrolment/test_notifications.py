@@ -142,3 +142,21 @@ def test_cyclic_milestones_notify_the_first_cycle(upload, make_group):
     assert (data["targetPeriodId"], data["targetPeriodName"]) == (1, "P1")
     assert data["targetPeriodStartDate"] == data["targetCycleStartDate"] == "2026-02-01"
     assert data["targetValue"] == "7"
+
+
+def test_identifiers_and_names_with_quotes_come_out_as_written(upload, make_group):
+    """The SQL path builds the payload as JSON text: quotes and backslashes stay escaped."""
+    group = make_group(
+        'Say "hi" \\ B2B',
+        per_customer=True,
+        targets=[{"name": 'The "big" one', "kpi": "quantity", "value": Decimal(10)}],
+    )
+    body = 'email,P1,P2,P3\n"o""neil\\x@example.com",12.5,12.5,12.5\n'
+    status = upload(group, body, identifier_type="email")
+    assert status["status"] == "done", status
+    data = EnrolmentNotification.objects.get().payload["data"]
+    assert data["customerIdentifiers"]["email"] == 'o"neil\\x@example.com'
+    assert data["targetGroupName"] == 'Say "hi" \\ B2B'
+    assert data["targetName"] == 'The "big" one'
+    assert data["targetValue"] == "12.5"
+    assert data["milestoneDetails"][-1]["milestoneName"] == 'The "big" one'
