@@ -56,11 +56,11 @@ def make_group(org, configurer):
     return make
 
 
-def batch(n, *, prefix, customers=50, start=MARCH, json=True):
+def batch(n, *, prefix, customers=50, start=MARCH, step=timedelta(minutes=1), json=True):
     """n transactions over `customers` customers; gross 1..9. JSON-ready unless json=False."""
     items = []
     for i in range(n):
-        at = start + timedelta(minutes=i)
+        at = start + i * step
         items.append(
             {
                 "id": f"{prefix}-{i}",
@@ -232,7 +232,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.terminate()  # warm shutdown: the parent lets the children finish
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
