@@ -180,6 +180,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Document the error answers (400/401/403/404/413) of every operation too.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "milestones.openapi.document_error_responses",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------------------------
