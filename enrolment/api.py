@@ -9,6 +9,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.text import slugify
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from milestones.api_common import OrgScopedMixin, Pagination, reject_nul
+from milestones.csv_safe import csv_cell
 from milestones.models import Role, TargetGroup
 from milestones.permissions import ALL_ROLES
 
@@ -58,7 +60,7 @@ def _bool(value, default: bool) -> bool:
 
 def _csv_response(rows: list[list[str]], filename: str) -> HttpResponse:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([[csv_cell(cell) for cell in row] for row in rows])
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -489,7 +491,9 @@ class TargetValuesSampleView(APIView):
         first = list(group.targets.all()[:1])  # one query, not one per cycle
         # Plain digits ("1000", not "1E+3"), so the sample imports as it is.
         values = [dec_str(t.value_for_cycle(n)) for n in range(1, count + 1) for t in first]
-        return _csv_response([header, [example[kind], *values]], f"{group.name}_sample.csv")
+        # slugify: a quote or newline in the name must not break the header (newline = 500).
+        filename = f"{slugify(group.name) or 'milestone'}_sample.csv"
+        return _csv_response([header, [example[kind], *values]], filename)
 
 
 class ImportViewSet(OrgScopedMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,

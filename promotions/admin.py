@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.dateparse import parse_date
 
 from milestones.admin_base import OrgScopedAdmin
+from milestones.csv_safe import csv_cell
 from milestones.models import Role, TargetGroup
 
 from . import services
@@ -268,7 +269,7 @@ class AwardAdmin(OrgScopedAdmin):
             writer = csv.writer(response)
             writer.writerow([label for _key, label in LIABILITY_COLUMNS])
             for row in rows:
-                writer.writerow([_cell(row[key]) for key, _label in LIABILITY_COLUMNS])
+                writer.writerow([csv_cell(row[key]) for key, _label in LIABILITY_COLUMNS])
             return response
         context = {
             **self.admin_site.each_context(request),
@@ -299,24 +300,6 @@ def _int(value) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    text = str(value)
-    # CSV injection: a cell starting with = + - @ is read as a formula by spreadsheets.
-    if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _with_csv(request) -> str:
