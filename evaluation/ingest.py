@@ -82,8 +82,10 @@ def _resolve_customers(org, items, errors) -> dict[tuple, int]:
         else:
             missing.setdefault(key, dict(key))
     if missing:
+        # Created in a fixed order: two batches creating the same customers wait for each
+        # other on the unique index instead of deadlocking.
         Customer.objects.bulk_create(
-            [Customer(organisation=org, **values) for values in missing.values()],
+            [Customer(organisation=org, **missing[key]) for key in sorted(missing)],
             ignore_conflicts=True,
         )
         # Read the new (or concurrently created) customers back: one query per identifier kind.
@@ -127,7 +129,8 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
         rows = []
         for i, item in enumerate(items):
             rows.append(_row(organisation, item, customer_ids[i]))
-        inserted = _insert_returning(rows)
+        _lock_customers(sorted(set(customer_ids.values())))
+        inserted = _insert_returning(sorted(rows, key=lambda r: r["external_id"]))
     result = IngestResult()
     seen = set()
     for row in rows:
@@ -184,6 +187,19 @@ def _row(org, item: dict, customer_id: int) -> dict:
         "bill_number": item.get("bill_number") or "",
         "payload": json.dumps(payload, cls=DjangoJSONEncoder),
     }
+
+
+def _lock_customers(ids: list[int]) -> None:
+    """Take the activity rows' foreign-key locks (KEY SHARE on their customers) now, in id
+    order. Left to the deferred foreign-key checks at commit, they would be taken in the
+    batch's order and deadlock with tracking, which locks customers FOR UPDATE in id order."""
+    if connection.vendor != "postgresql" or not ids:
+        return
+    table = Customer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [ids]
+        )
 
 
 def _insert_returning(rows: list[dict]) -> dict[str, int]:
