@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django import forms
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -192,14 +194,27 @@ class AwardSerializer(serializers.Serializer):
         return award.till.code if award.till_id else None
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """An id: a whole number in the column's range. A fraction or a number past the range is
+    a 400 (a plain NumberFilter on `*_id` sent 10**40 to the database: a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class AwardFilter(filters.FilterSet):
     type = filters.ChoiceFilter(choices=ActionType.choices)
     status = filters.ChoiceFilter(choices=AwardStatus.choices)
-    customer = filters.NumberFilter(field_name="customer_id")
-    promotion = filters.NumberFilter(field_name="promotion_id")
-    target = filters.NumberFilter(field_name="target_id")
-    target_group = filters.NumberFilter(field_name="target_group_id")
-    event = filters.NumberFilter(field_name="event_id")
+    customer = IdFilter(field_name="customer_id")
+    promotion = IdFilter(field_name="promotion_id")
+    target = IdFilter(field_name="target_id")
+    target_group = IdFilter(field_name="target_group_id")
+    event = IdFilter(field_name="event_id")
 
 
 class AwardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
