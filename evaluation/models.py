@@ -24,12 +24,20 @@ class Activity(models.Model):
 
     `external_id` is the integrator's idempotency key: unique per organisation, so a retry or
     a replay is recognised as a duplicate and counted once.
+
+    Foreign keys that lead a composite index here or below carry no index of their own
+    (`db_index=False`): tracking updates activity and progress rows all the time, and a
+    non-HOT update writes an entry into every index of the table.
     """
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     type = models.CharField(max_length=20, choices=ActivityType.choices)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="activities", db_index=False
+    )
     occurred_at = models.DateTimeField()
     store_code = models.CharField(max_length=64, blank=True)
     name = models.CharField(
@@ -73,8 +81,12 @@ class CycleAnchor(models.Model):
     """Per-customer cycles (cyclic window, till achievement) start at the customer's first
     tracked activity on or after the cycle start; retro activities never move it."""
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
-    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="+")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target_group = models.ForeignKey(
+        TargetGroup, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     anchor_at = models.DateTimeField()
 
@@ -90,9 +102,15 @@ class CycleAnchor(models.Model):
 class Progress(models.Model):
     """A customer's achieved value for one target in one cycle."""
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
-    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="progress")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="progress")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target = models.ForeignKey(
+        Target, on_delete=models.CASCADE, related_name="progress", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="progress", db_index=False
+    )
     cycle_ordinal = models.PositiveIntegerField()
     period = models.ForeignKey(
         Period, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -133,7 +151,9 @@ class Progress(models.Model):
 class ProgressDay(models.Model):
     """Per-day state for the day-based KPIs (days of activity, sum of each day's highest value)."""
 
-    progress = models.ForeignKey(Progress, on_delete=models.CASCADE, related_name="days")
+    progress = models.ForeignKey(
+        Progress, on_delete=models.CASCADE, related_name="days", db_index=False
+    )
     day = models.DateField()
     value = models.DecimalField(max_digits=22, decimal_places=4, default=0)
 
@@ -150,7 +170,9 @@ class Contribution(models.Model):
     """How much a billed transaction added to a sales/quantity progress row: a return finds
     here the cycle that counted its bill. (Other contributions are not stored.)"""
 
-    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="contributions")
+    activity = models.ForeignKey(
+        Activity, on_delete=models.CASCADE, related_name="contributions", db_index=False
+    )
     progress = models.ForeignKey(Progress, on_delete=models.CASCADE, related_name="contributions")
     amount = models.DecimalField(max_digits=22, decimal_places=4)
 

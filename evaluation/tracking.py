@@ -26,6 +26,7 @@ from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
 from . import config_cache, ranks
+from .bulk import insert_rows
 from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
 from .models import (
     Activity,
@@ -214,9 +215,14 @@ class _Preload:
         for row in rows:
             self.progress[row.customer_id][(row.target_id, row.cycle_ordinal)] = row
         self.days: dict[int, dict] = defaultdict(dict)
-        if rows:
+        # only day-based KPIs keep per-day values: other targets' rows have none to read
+        day_targets = {
+            t.target.id for ms in matches.values() for _, t, _ in ms if is_day_based(t.target.kpi)
+        }
+        day_rows = [row.pk for row in rows if row.target_id in day_targets]
+        if day_rows:
             for progress_id, day, value in ProgressDay.objects.filter(
-                progress__in=rows
+                progress_id__in=day_rows
             ).values_list("progress_id", "day", "value"):
                 self.days[progress_id][day] = value
         self.anchors: dict[int, dict] = defaultdict(dict)
@@ -557,7 +563,7 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
         for g, a in st.new_anchors.items()
     ]
     if anchors:
-        CycleAnchor.objects.bulk_create(anchors, ignore_conflicts=True)
+        insert_rows(CycleAnchor, anchors, ignore_conflicts=True)
     new_rows, old_rows = [], []
     for st in states:
         for key in st.dirty:
@@ -565,7 +571,7 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
             (new_rows if row.pk is None else old_rows).append((st, row))
     temp_days = {id(r): st.days.pop(id(r), None) for st, r in new_rows}
     if new_rows:
-        Progress.objects.bulk_create([r for _, r in new_rows], batch_size=1000)
+        insert_rows(Progress, [r for _, r in new_rows], set_pks=True)
         for st, r in new_rows:
             if temp_days[id(r)] is not None:
                 st.days[r.pk] = temp_days[id(r)]
@@ -578,13 +584,9 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
         for day, v in ds.items()
     ]
     if days:
-        ProgressDay.objects.bulk_create(
-            days,
-            update_conflicts=True,
-            unique_fields=["progress", "day"],
-            update_fields=["value"],
-            batch_size=1000,
-        )
+        for day in days:
+            day.progress_id = day.progress.pk
+        insert_rows(ProgressDay, days, unique_fields=["progress", "day"], update_fields=["value"])
     merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for st in states:
         for activity, key, amount in st.contributions:
@@ -594,13 +596,13 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
             ContributionRow.objects.filter(
                 activity_id__in={a for a, _ in merged}, progress_id__in={p for _, p in merged}
             ).delete()
-        ContributionRow.objects.bulk_create(
+        insert_rows(
+            ContributionRow,
             [
                 ContributionRow(activity_id=a, progress_id=p, amount=amt)
                 for (a, p), amt in merged.items()
             ],
             ignore_conflicts=True,
-            batch_size=1000,
         )
     changed = [
         (r.target_id, r.cycle_ordinal, r.customer_id, r.achieved) for _, r in new_rows + old_rows
@@ -613,10 +615,8 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
         keys = {e.dedupe_key for e in events}
         existing = TargetEvent.objects.filter(organisation_id=org.id, dedupe_key__in=keys)
         before = set(existing.values_list("dedupe_key", flat=True))
-        TargetEvent.objects.bulk_create(
-            [e for e in events if e.dedupe_key not in before],
-            ignore_conflicts=True,
-            batch_size=1000,
+        insert_rows(
+            TargetEvent, [e for e in events if e.dedupe_key not in before], ignore_conflicts=True
         )
         result.events.extend(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
     for st in states:
@@ -626,18 +626,35 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
 
 
 def _update_progress(rows: list[Progress]) -> None:
-    """One `UPDATE ... FROM (VALUES ...)` per thousand rows (Django's bulk_update builds a CASE
-    per row and field, which costs more than the database work)."""
+    """One `UPDATE ... FROM unnest(arrays)` on PostgreSQL (each column one array parameter);
+    elsewhere one `UPDATE ... FROM (VALUES ...)` per thousand rows. Django's bulk_update
+    builds a CASE per row and field, which costs more than the database work."""
     adapt = connection.ops.adapt_datetimefield_value
-    pg = connection.vendor == "postgresql"
-    cast = (lambda t: f"::{t}") if pg else (lambda t: "")
     table = Progress._meta.db_table
+    sets = (
+        f"UPDATE {table} SET achieved = v.achieved, achieved_at = v.achieved_at, "
+        f"cycle_end = v.cycle_end, reached_at = v.reached_at, updated_at = %s"
+    )
+    now = adapt(timezone.now())
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{sets} FROM unnest(%s::bigint[], %s::numeric[], %s::timestamptz[], "
+                "%s::timestamptz[], %s::timestamptz[]) AS v(id, achieved, achieved_at, cycle_end, "
+                f"reached_at) WHERE {table}.id = v.id",
+                [
+                    now,
+                    [r.pk for r in rows],
+                    [r.achieved for r in rows],
+                    [r.achieved_at for r in rows],
+                    [r.cycle_end for r in rows],
+                    [r.reached_at for r in rows],
+                ],
+            )
+        return
     for start in range(0, len(rows), 1000):
         chunk = rows[start : start + 1000]
-        values = ", ".join(
-            f"(%s{cast('bigint')}, %s{cast('numeric')}, %s{cast('timestamptz')}, %s{cast('timestamptz')}, %s{cast('timestamptz')})"
-            for _ in chunk
-        )
+        values = ", ".join("(%s, %s, %s, %s, %s)" for _ in chunk)
         params = []
         for r in chunk:
             params += [
@@ -650,7 +667,6 @@ def _update_progress(rows: list[Progress]) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"WITH v(id, achieved, achieved_at, cycle_end, reached_at) AS (VALUES {values}) "
-                f"UPDATE {table} SET achieved = v.achieved, achieved_at = v.achieved_at, cycle_end = v.cycle_end, "
-                f"reached_at = v.reached_at FROM v WHERE {table}.id = v.id",
-                params,
+                f"{sets} FROM v WHERE {table}.id = v.id",
+                [*params, now],
             )

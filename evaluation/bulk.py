@@ -1,0 +1,87 @@
+"""Set-based inserts for the tracking hot path: one `INSERT ... SELECT FROM unnest(arrays)`.
+
+Django's bulk_create writes `VALUES (%s, %s, ...), (...)`: with a thousand rows of a dozen
+fields that is twelve thousand placeholders, and psycopg spends more time splitting and
+adapting that query than PostgreSQL spends running it. Here each column travels as one array
+parameter, so the statement stays a few hundred characters whatever the number of rows.
+Other databases (SQLite, the embedded default) get Django's bulk_create with the same
+conflict handling.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import connection, models
+
+IGNORE = "ignore"
+
+
+def insert_rows(
+    model,
+    objs: list,
+    *,
+    ignore_conflicts: bool = False,
+    unique_fields: list[str] | None = None,
+    update_fields: list[str] | None = None,
+    set_pks: bool = False,
+) -> None:
+    """Insert `objs` (unsaved model instances). `ignore_conflicts`: ON CONFLICT DO NOTHING;
+    `unique_fields` + `update_fields`: ON CONFLICT (...) DO UPDATE; `set_pks`: read the new
+    ids back into the instances (in insertion order, as bulk_create does)."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        kwargs = {"batch_size": 1000}
+        if ignore_conflicts:
+            kwargs["ignore_conflicts"] = True
+        elif update_fields:
+            kwargs.update(
+                update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
+            )
+        model.objects.bulk_create(objs, **kwargs)
+        return
+    opts = model._meta
+    fields = [f for f in opts.concrete_fields if not f.primary_key]
+    names, arrays, selects, params = [], [], [], []
+    for i, field in enumerate(fields):
+        names.append(connection.ops.quote_name(field.column))
+        values = []
+        for obj in objs:
+            value = field.pre_save(obj, add=True)
+            if isinstance(field, models.JSONField):
+                values.append(None if value is None else json.dumps(value, cls=field.encoder))
+            else:
+                values.append(field.get_db_prep_save(value, connection))
+        if isinstance(field, models.JSONField):
+            arrays.append("%s::text[]")
+            selects.append(f"c{i}::jsonb")
+        else:
+            arrays.append(f"%s::{field.db_type(connection)}[]")
+            selects.append(f"c{i}")
+        params.append(values)
+    aliases = ", ".join(f"c{i}" for i in range(len(fields)))
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({', '.join(names)}) "
+        f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) AS u({aliases})"
+    )
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    elif update_fields:
+        unique = ", ".join(
+            connection.ops.quote_name(opts.get_field(n).column) for n in unique_fields or []
+        )
+        sets = ", ".join(
+            f"{c} = EXCLUDED.{c}"
+            for c in (connection.ops.quote_name(opts.get_field(n).column) for n in update_fields)
+        )
+        sql += f" ON CONFLICT ({unique}) DO UPDATE SET {sets}"
+    if set_pks:
+        sql += f" RETURNING {connection.ops.quote_name(opts.pk.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if set_pks:
+            for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+                obj._state.db = connection.alias
