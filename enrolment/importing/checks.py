@@ -41,7 +41,10 @@ class ErrorSink:
     def add(self, error: RowError) -> None:
         self.count += 1
         if len(self.items) < self.cap:
-            self.items.append(error.as_dict())
+            item = error.as_dict()
+            for key in ("column", "message"):  # PostgreSQL's jsonb cannot hold a NUL
+                item[key] = item[key].replace("\x00", "\\x00")
+            self.items.append(item)
 
 
 class RowChecker:

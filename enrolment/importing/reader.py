@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
-from .spec import MSG_EMPTY, MSG_ENCODING, MSG_UTF16, FileRefused, RowError
+from .spec import MSG_EMPTY, MSG_ENCODING, MSG_NUL, MSG_UTF16, FileRefused, RowError
 
 Row = tuple[int, list[str] | None, str | None]  # (row number, cells, problem found here)
 
@@ -29,6 +29,8 @@ class CsvStream:
                     raise FileRefused([RowError(0, "", MSG_UTF16)])
                 if raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
+            if b"\x00" in raw:
+                raise FileRefused([RowError(self.lineno, "", MSG_NUL)])
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:

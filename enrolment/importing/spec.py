@@ -83,6 +83,7 @@ def msg_too_big(size: int) -> str:
 MSG_EMPTY = "The file is empty."
 MSG_NO_ROWS = "The file has a header row but no customer rows."
 MSG_UTF16 = "The file is UTF-16 text: save it as CSV UTF-8 (comma-separated)."
+MSG_NUL = "This line has NUL bytes: the file is not CSV text (save it as CSV UTF-8)."
 MSG_ENCODING = "This row is not UTF-8 text: save the file as CSV UTF-8 (comma-separated)."
 
 

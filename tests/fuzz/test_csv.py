@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -154,12 +153,6 @@ def test_empty_and_binary_files_are_refused(upload, group, body):
     _assert_clear_refusal(*upload(group, body), before)
 
 
-@pytest.mark.xfail(
-    connection.vendor == "postgresql",
-    strict=True,
-    reason="Known bug (issue 10 note, enrolment/importing): the refusal echoes the NUL in the "
-    "header into ImportJob.errors, which PostgreSQL jsonb cannot store; the task crashes.",
-)
 @pytest.mark.parametrize("body", [b"\x00\x01\x02", b"mobile,P\x001\n9000000001,5\n"])
 def test_nul_bytes_in_a_file_are_a_clear_error(upload, group, body):
     before = _written()
