@@ -251,3 +251,6 @@ SPECTACULAR_SETTINGS.update(
     }
 )
 SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.AllowAny"]
+
+# Any export through django-import-export escapes formula-like cells (CSV injection).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True

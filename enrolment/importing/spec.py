@@ -159,6 +159,12 @@ def detect_delimiter(header_line: str) -> str | None:
     return None
 
 
+def _unescape(name: str) -> str:
+    from milestones.csv_safe import FORMULA_STARTS
+
+    return name[1:] if name.startswith("'") and name[1:].startswith(FORMULA_STARTS) else name
+
+
 def resolve_header(
     *,
     group: TargetGroup,
@@ -173,7 +179,8 @@ def resolve_header(
     def refuse(column: str, message: str) -> None:
         errors.append(RowError(1, column, message))
 
-    names = [h.strip() for h in header]
+    # a sample CSV escapes a formula-like period name as '=x (milestones.csv_safe): read back
+    names = [_unescape(h.strip()) for h in header]
     if identifier_type not in IDENTIFIER_TYPES:
         refuse(
             "", f"Unknown identifier type {identifier_type!r}: use mobile, email or external_id."

@@ -179,6 +179,15 @@ def test_formula_period_names_are_escaped_in_the_sample_csv(api, org, configurer
     _assert_no_live_formula(_cells(response.content))
 
 
+def test_the_escaped_sample_imports_as_it_is(api, org, configurer, upload):
+    """The importer reads '=x back as the period =x, so a filled-in sample round-trips."""
+    group = _group(org, configurer, periods=INJECTIONS[:4])
+    sample = api(configurer).get(f"/api/v1/target-groups/{group.id}/target-values/sample/")
+    header = sample.content.decode().splitlines()[0]
+    code, status = upload(group, (header + "\n9000000001,1,2,3,4\n").encode())
+    assert (code, status["status"], status["values_written"]) == (202, "done", 4), status
+
+
 @FUZZ
 @given(
     text=st.one_of(
