@@ -198,8 +198,15 @@ class TargetEvent(models.Model):
 
     # Foreign keys already leading a composite index carry no index of their own: a cycle end
     # writes a row per enrolled customer, and every index costs on that path.
+    # Organisation and target group are scoping copies of the target's (as on enrolment
+    # notifications): no foreign-key constraint, whose check at commit would cost two lookups
+    # per row on the million-row cycle-end path; the target and the customer keep theirs.
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     type = models.CharField(max_length=30, choices=TargetEventType.choices)
     dedupe_key = models.CharField(max_length=200)
@@ -207,7 +214,11 @@ class TargetEvent(models.Model):
         Customer, on_delete=models.CASCADE, related_name="target_events", db_index=False
     )
     target_group = models.ForeignKey(
-        TargetGroup, on_delete=models.CASCADE, related_name="+", db_index=False
+        TargetGroup,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     target = models.ForeignKey(
         Target, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
