@@ -94,14 +94,31 @@ def event_profile(activity) -> dict:
     return {"name": activity.name, "attributes": activity.payload.get("attributes") or {}}
 
 
-def _rule_ok(rule, context: RuleContext) -> bool:
+def _rule_ok(rule, context: RuleContext, memo: dict | None = None, key=None) -> bool:
+    """The rule's verdict on `context`. With a `memo` (one per activity) and a `key` naming
+    the context, a rule evaluated once for this activity is not evaluated again: milestones
+    often share a condition ("any bill over 500"), and the activity and customer are the same
+    for every target."""
     if rule is None:
         return True
+    if memo is not None and key is not None:
+        slot = ("rule", rule.source, rule.entity, key)
+        if slot not in memo:
+            memo[slot] = _rule_ok(rule, context)
+        return memo[slot]
     try:
         return rule.evaluate(context)
     except RuleError as exc:
         log.info("rule %r did not evaluate: %s", rule.source, exc)
         return False
+
+
+def _memo(memo: dict | None, key: str, build):
+    if memo is None:
+        return build()
+    if key not in memo:
+        memo[key] = build()
+    return memo[key]
 
 
 def in_scope(target, activity, store: tuple[str, str] | None) -> bool:
@@ -115,11 +132,20 @@ def in_scope(target, activity, store: tuple[str, str] | None) -> bool:
 
 
 def contribution(
-    target, rule, activity, *, tz: ZoneInfo, store, customer_profile: dict, allow_returns: bool
+    target,
+    rule,
+    activity,
+    *,
+    tz: ZoneInfo,
+    store,
+    customer_profile: dict,
+    allow_returns: bool,
+    memo: dict | None = None,
 ):
-    """What `activity` adds to `target`, or None if it does not count for it."""
+    """What `activity` adds to `target`, or None if it does not count for it. `memo`, one dict
+    per activity, shares rule verdicts between its targets (profiles are cached on the activity)."""
     kpi, entity, atype = target.kpi, target.entity, activity.type
-    day = activity.occurred_at.astimezone(tz).date()
+    day = _memo(memo, "day", lambda: activity.occurred_at.astimezone(tz).date())
 
     if atype in ("transaction", "return") and entity in ("transaction", "line_item"):
         if atype == "return" and not (allow_returns and kpi in SALES_KPIS):
@@ -130,20 +156,20 @@ def contribution(
         sign = -ONE if atype == "return" else ONE
         if entity == "line_item" or kpi == "quantity":
             items = []
-            for li in line_item_profiles(activity):
+            for n, li in enumerate(line_item_profiles(activity)):
                 if entity == "line_item":
                     ctx = RuleContext(txn=txn, line_item=li, customer=customer_profile)
-                    if not _rule_ok(rule, ctx):
+                    if not _rule_ok(rule, ctx, memo, ("line_item", n)):
                         continue
                 items.append(li)
             if entity == "transaction" and not _rule_ok(
-                rule, RuleContext(txn=txn, customer=customer_profile)
+                rule, RuleContext(txn=txn, customer=customer_profile), memo, "txn"
             ):
                 return None
             if not items and kpi != "transaction_count":
                 return None
             return _line_items_amount(target, kpi, items, sign)
-        if not _rule_ok(rule, RuleContext(txn=txn, customer=customer_profile)):
+        if not _rule_ok(rule, RuleContext(txn=txn, customer=customer_profile), memo, "txn"):
             return None
         return _txn_amount(target, kpi, txn, day, sign)
 
