@@ -67,7 +67,7 @@ def _reset(group, customer_ids) -> None:
     if customer_ids:
         with transaction.atomic():
             list(
-                Customer.objects.select_for_update()
+                Customer.objects.select_for_update(no_key=True)
                 .filter(pk__in=customer_ids)
                 .order_by("pk")
                 .values_list("pk", flat=True)

@@ -125,7 +125,9 @@ def _track_batch(
     workers); a fixed number of statements whatever the batch size."""
     customers = {
         c.id: c
-        for c in Customer.objects.select_for_update().filter(pk__in=customer_ids).order_by("pk")
+        for c in Customer.objects.select_for_update(no_key=True)
+        .filter(pk__in=customer_ids)
+        .order_by("pk")
     }
     if not customers:
         return

@@ -1,9 +1,11 @@
 """Pieces shared by every app's API: org scoping, list paging, error shape."""
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -57,6 +59,17 @@ def exception_handler(exc, context):
             {"detail": "This change conflicts with existing data (a unique name or reference)."},
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # A lost connection, a deadlock, a server restart: nothing of the request was kept
+        # (its transaction rolled back), and the same request can be sent again as it is.
+        logging.getLogger(__name__).exception("database error answered as 503")
+        response = Response(
+            {"detail": "The database is unavailable for a moment: nothing of this request was "
+             "stored. Send it again."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )  # fmt: skip
+        response["Retry-After"] = "5"
+        return response
     return drf_exception_handler(exc, context)
 
 

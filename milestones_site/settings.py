@@ -88,7 +88,14 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'milestones.sqlite3'}")
 try:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0))
+    # Server databases keep a connection per process for a minute (checked before reuse):
+    # a new PostgreSQL connection per request costs more than most requests.
+    _server = not DATABASE_URL.startswith("sqlite")
+    _db = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("CONN_MAX_AGE", 60 if _server else 0),
+        conn_health_checks=_server,
+    )
 except Exception as exc:  # dj_database_url raises bare exceptions for unknown schemes
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 if _db["ENGINE"] == "django.db.backends.sqlite3":
