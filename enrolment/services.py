@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from milestones.bulk import insert_rows
 from milestones.models import EnrolmentMode, Organisation, Target, TargetGroup
 
 from . import signals
@@ -88,7 +89,8 @@ def auto_enrol_on_activities(
                 groups_by_id[g.id] = g
                 active[customer_id].add(g.id)
     if new_by_group:
-        Enrolment.objects.bulk_create(
+        insert_rows(
+            Enrolment,
             [
                 Enrolment(
                     organisation_id=organisation_id,
@@ -100,7 +102,6 @@ def auto_enrol_on_activities(
                 for cid in cids
             ],
             ignore_conflicts=True,
-            batch_size=2000,
         )
         for gid, cids in new_by_group.items():
             _announce(groups_by_id[gid], cids, EnrolmentSource.ALL_CUSTOMERS)

@@ -22,11 +22,11 @@ from django.utils import timezone
 
 from enrolment.models import Customer, CustomerTargetValue
 from enrolment.services import auto_enrol_on_activities
+from milestones.bulk import insert_rows
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
 from . import config_cache, ranks
-from .bulk import insert_rows
 from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
 from .models import (
     Activity,

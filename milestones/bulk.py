@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import json
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.utils import timezone
 
-IGNORE = "ignore"
+# Fields whose Python value psycopg sends as it is (get_db_prep_save would only cost time).
+PLAIN_FIELDS = (
+    models.IntegerField,  # includes the big/small/positive ones
+    models.ForeignKey,
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.DecimalField,
+    models.DateTimeField,
+    models.DateField,
+)
 
 
 def insert_rows(
@@ -42,46 +53,50 @@ def insert_rows(
         model.objects.bulk_create(objs, **kwargs)
         return
     opts = model._meta
+    conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the thread-local proxy
     fields = [f for f in opts.concrete_fields if not f.primary_key]
+    now = timezone.now()
     names, arrays, selects, params = [], [], [], []
     for i, field in enumerate(fields):
-        names.append(connection.ops.quote_name(field.column))
-        values = []
-        for obj in objs:
-            value = field.pre_save(obj, add=True)
-            if isinstance(field, models.JSONField):
-                values.append(None if value is None else json.dumps(value, cls=field.encoder))
-            else:
-                values.append(field.get_db_prep_save(value, connection))
+        names.append(conn.ops.quote_name(field.column))
+        attname = field.attname
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for obj in objs:  # one timestamp for the statement, as the database would give
+                setattr(obj, attname, now)
+        raw = [getattr(obj, attname) for obj in objs]
         if isinstance(field, models.JSONField):
+            params.append([None if v is None else json.dumps(v, cls=field.encoder) for v in raw])
             arrays.append("%s::text[]")
             selects.append(f"c{i}::jsonb")
+            continue
+        if isinstance(field, PLAIN_FIELDS):
+            params.append(raw)  # psycopg adapts ints, strings, booleans, Decimals, datetimes
         else:
-            arrays.append(f"%s::{field.db_type(connection)}[]")
-            selects.append(f"c{i}")
-        params.append(values)
+            params.append([field.get_db_prep_save(v, conn) for v in raw])
+        arrays.append(f"%s::{field.db_type(conn)}[]")
+        selects.append(f"c{i}")
     aliases = ", ".join(f"c{i}" for i in range(len(fields)))
     sql = (
-        f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({', '.join(names)}) "
+        f"INSERT INTO {conn.ops.quote_name(opts.db_table)} ({', '.join(names)}) "
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) AS u({aliases})"
     )
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
     elif update_fields:
         unique = ", ".join(
-            connection.ops.quote_name(opts.get_field(n).column) for n in unique_fields or []
+            conn.ops.quote_name(opts.get_field(n).column) for n in unique_fields or []
         )
         sets = ", ".join(
             f"{c} = EXCLUDED.{c}"
-            for c in (connection.ops.quote_name(opts.get_field(n).column) for n in update_fields)
+            for c in (conn.ops.quote_name(opts.get_field(n).column) for n in update_fields)
         )
         sql += f" ON CONFLICT ({unique}) DO UPDATE SET {sets}"
     if set_pks:
-        sql += f" RETURNING {connection.ops.quote_name(opts.pk.column)}"
-    with connection.cursor() as cursor:
+        sql += f" RETURNING {conn.ops.quote_name(opts.pk.column)}"
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
         if set_pks:
             for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = pk
                 obj._state.adding = False
-                obj._state.db = connection.alias
+                obj._state.db = conn.alias
