@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from evaluation import config_cache
 from milestones.services.target_groups import target_group_create
@@ -158,10 +159,15 @@ def private_redis():
 
 
 def _reset_producer_pool() -> None:
+    """Forget every pooled broker connection and producer, so the next publish connects to
+    the broker now configured. kombu also keeps producer pools in a process-wide registry
+    keyed by connection: without its reset, a later test would be handed a pool whose
+    connections were closed here ("Acquire on closed pool")."""
     celery_app.amqp._producer_pool = None
     if celery_app._pool is not None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
+    kombu_pools.reset()
 
 
 @pytest.fixture
