@@ -2,7 +2,7 @@
 
 N customers, 50 live milestones (20 of them match every transaction, 30 never do), T
 transactions posted through the bulk API in batches of 1,000 and tracked by a real Celery
-worker (2 processes). Prints transactions/s end to end, queries per activity and peak memory.
+worker (2 processes, --concurrency). Prints transactions/s end to end, queries per activity and peak memory.
 
     .venv/bin/python bench/bench_tracking.py [--customers 100000] [--transactions 200000]
 """
@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--transactions", type=int, default=200_000)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     args = parser.parse_args()
     os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
     os.environ["CELERY_KEY_PREFIX"] = f"bench-{os.getpid()}:"
@@ -67,7 +68,7 @@ def main():
     print(f"seeded {args.customers} customers, 50 milestones (20 matching every transaction)")
 
     worker = subprocess.Popen(
-        [str(ROOT / ".venv/bin/celery"), "-A", "milestones_site", "worker", "-c", "2", "-Q", "tracking,default", "--loglevel=warning"],
+        [str(ROOT / ".venv/bin/celery"), "-A", "milestones_site", "worker", "-c", str(args.concurrency), "-Q", "tracking,default", "--loglevel=warning"],
         cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
     )  # fmt: skip
     try:
