@@ -39,6 +39,17 @@ def _private_broker_namespace() -> None:
 _private_broker_namespace()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_config_cache():
+    """Tracking caches each organisation's compiled configuration per process: every test
+    starts and ends with it empty, whatever database state the last test left."""
+    from evaluation import config_cache
+
+    config_cache.invalidate()
+    yield
+    config_cache.invalidate()
+
+
 @pytest.fixture
 def org(db):
     return OrganisationFactory(slug="acme", name="Acme", timezone="Asia/Kolkata")

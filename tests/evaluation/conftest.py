@@ -3,18 +3,10 @@ from decimal import Decimal
 
 import pytest
 
-from evaluation import config_cache
 from evaluation.models import Activity, ActivityStatus
 from evaluation.tracking import activities_track
 from milestones.services.target_groups import target_group_create
 from tests.factories import StoreFactory
-
-
-@pytest.fixture(autouse=True)
-def _fresh_config_cache():
-    config_cache.invalidate()
-    yield
-    config_cache.invalidate()
 
 
 @pytest.fixture

@@ -215,7 +215,6 @@ def test_numbers_keep_their_sign():
 
 # The promotions suite's fixtures: milestones, a promotion, activities through the API and
 # the workers' pipeline (a module attribute is a fixture to pytest).
-_fresh_config_cache = promotions_fixtures._fresh_config_cache
 stores = promotions_fixtures.stores
 make_group = promotions_fixtures.make_group
 promo = promotions_fixtures.promo

@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from evaluation import config_cache
 from evaluation.models import Activity, ActivityStatus, TargetEvent
 from evaluation.tracking import activities_track
 from milestones.services.target_groups import target_group_create
@@ -18,13 +17,6 @@ from promotions.services import promotion_create
 from tests.factories import StoreFactory
 
 PROMO_START, PROMO_END = date(2026, 1, 1), date(2026, 12, 31)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_config_cache():
-    config_cache.invalidate()
-    yield
-    config_cache.invalidate()
 
 
 @pytest.fixture

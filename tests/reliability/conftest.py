@@ -18,19 +18,11 @@ import pytest
 from django.db import connection
 from kombu import pools as kombu_pools
 
-from evaluation import config_cache
 from milestones.services.target_groups import target_group_create
 from milestones_site.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 MARCH = datetime(2026, 3, 2, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_config_cache():
-    config_cache.invalidate()
-    yield
-    config_cache.invalidate()
 
 
 @pytest.fixture
