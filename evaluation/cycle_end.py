@@ -18,6 +18,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from enrolment.models import CustomerTargetValue, Enrolment
+from milestones.bulk import insert_rows
 from milestones.cycles import cyclic_window, day_start
 from milestones.models import CycleType, Period, TargetGroup
 
@@ -261,11 +262,21 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
                     occurred_at=end + offset,
                 )
             )
-        TargetEvent.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
-        # These keys did not exist a moment ago: whatever carries them now is new.
-        written += TargetEvent.objects.filter(
-            organisation_id=group.organisation_id, dedupe_key__in=[e.dedupe_key for e in fresh]
-        ).values_list("id", flat=True)
+        # Only the rows this planner inserted count as its own, even when two race: on
+        # PostgreSQL `RETURNING` gives exactly those; elsewhere (SQLite, whose transaction
+        # holds the write lock from its start) the keys still missing inside it are ours.
+        with transaction.atomic():
+            if connection.vendor != "postgresql":
+                mine = TargetEvent.objects.filter(
+                    organisation_id=group.organisation_id,
+                    dedupe_key__in=[e.dedupe_key for e in fresh],
+                )
+                there = set(mine.values_list("dedupe_key", flat=True))
+                fresh = [e for e in fresh if e.dedupe_key not in there]
+            inserted = insert_rows(TargetEvent, fresh, ignore_conflicts=True, return_ids=True)
+            if inserted is None:
+                inserted = list(mine.exclude(dedupe_key__in=there).values_list("id", flat=True))
+        written += inserted
     return written
 
 

@@ -36,12 +36,15 @@ def insert_rows(
     unique_fields: list[str] | None = None,
     update_fields: list[str] | None = None,
     set_pks: bool = False,
-) -> None:
+    return_ids: bool = False,
+) -> list[int] | None:
     """Insert `objs` (unsaved model instances). `ignore_conflicts`: ON CONFLICT DO NOTHING;
     `unique_fields` + `update_fields`: ON CONFLICT (...) DO UPDATE; `set_pks`: read the new
-    ids back into the instances (in insertion order, as bulk_create does)."""
+    ids back into the instances (in insertion order, as bulk_create does). `return_ids`: the
+    ids of the rows this statement inserted (not those skipped on a conflict), on PostgreSQL;
+    None elsewhere (bulk_create cannot tell)."""
     if not objs:
-        return
+        return [] if return_ids and connection.vendor == "postgresql" else None
     if connection.vendor != "postgresql":
         kwargs = {"batch_size": 1000}
         if ignore_conflicts:
@@ -51,7 +54,7 @@ def insert_rows(
                 update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
             )
         model.objects.bulk_create(objs, **kwargs)
-        return
+        return None
     opts = model._meta
     conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the thread-local proxy
     fields = [f for f in opts.concrete_fields if not f.primary_key]
@@ -91,12 +94,15 @@ def insert_rows(
             for c in (conn.ops.quote_name(opts.get_field(n).column) for n in update_fields)
         )
         sql += f" ON CONFLICT ({unique}) DO UPDATE SET {sets}"
-    if set_pks:
+    if set_pks or return_ids:
         sql += f" RETURNING {conn.ops.quote_name(opts.pk.column)}"
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
+        if return_ids:
+            return [pk for (pk,) in cursor.fetchall()]
         if set_pks:
             for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = pk
                 obj._state.adding = False
                 obj._state.db = conn.alias
+    return None

@@ -12,7 +12,9 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_prerun
 from django.db import connections
 from django.db.models import Count
+from django.utils import timezone
 
+from evaluation.cycle_end import evaluate_per_customer_cycles
 from evaluation.ingest import activities_ingest
 from evaluation.models import Activity, EvaluationRun, RunStatus, TargetEvent
 from evaluation.tasks import evaluate_plan
@@ -82,3 +84,33 @@ def test_two_beats_planning_at_once_evaluate_each_cycle_once(org, make_group):
         .filter(n__gt=1)
         .exists()
     )
+
+
+def test_two_planners_racing_on_per_customer_cycles_each_count_only_their_own(org, make_group):
+    """Both write nothing twice (unique keys), and each planner reports only the events it
+    wrote itself, so the two summaries add up to exactly one event per customer."""
+    group = make_group("Till", end=date(2026, 3, 31), cycle={
+        "type": "till_achievement", "start": date(2026, 1, 1), "count": 1})  # fmt: skip
+    activities_ingest(organisation=org, items=batch(CUSTOMERS, prefix="t", customers=CUSTOMERS, json=False))  # fmt: skip
+    activities_track(activity_ids=list(Activity.objects.values_list("id", flat=True)))
+    barrier, errors, claimed = threading.Barrier(2), [], []
+
+    def plan():
+        try:
+            barrier.wait()
+            claimed.append(evaluate_per_customer_cycles(as_of=timezone.now()))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=plan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    ids = [i for mine in claimed for i in mine]
+    written = TargetEvent.objects.filter(type="period_elapsed", target_group=group)
+    assert len(ids) == len(set(ids)) == written.count() == CUSTOMERS
+    assert set(ids) == set(written.values_list("id", flat=True))
