@@ -192,7 +192,9 @@ def _row(org, item: dict, customer_id: int) -> dict:
 def _lock_customers(ids: list[int]) -> None:
     """Take the activity rows' foreign-key locks (KEY SHARE on their customers) now, in id
     order. Left to the deferred foreign-key checks at commit, they would be taken in the
-    batch's order and deadlock with tracking, which locks customers FOR UPDATE in id order."""
+    batch's order; anything that locks customers harder in id order (a `FOR UPDATE`) would
+    then deadlock with ingest. Tracking and reprocessing lock `FOR NO KEY UPDATE`, which
+    key-share locks never wait for, so this order is what keeps any later lock safe."""
     if connection.vendor != "postgresql" or not ids:
         return
     table = Customer._meta.db_table
