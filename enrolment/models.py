@@ -322,7 +322,8 @@ class EnrolmentNotification(models.Model):
                 name="enrol_notification_unsent_idx",
                 condition=Q(sent_at__isnull=True),
             ),
-            models.Index(fields=["target_group", "customer"]),
+            # (target, customer) lookups use the unique constraint's index: no second index
+            # to keep up on the million-row import path
         ]
         ordering = ["id"]
 

@@ -143,8 +143,8 @@ def notifications_write(*, target_group: TargetGroup, customer_ids, source: str)
         customers = Customer.objects.in_bulk(chunk)
         done = set(
             EnrolmentNotification.objects.filter(
-                target_group=target_group, customer_id__in=chunk
-            ).values_list("target_id", "customer_id")
+                target_id__in=[part["target"].id for part in parts], customer_id__in=chunk
+            ).values_list("target_id", "customer_id")  # the (target, customer) unique index
         )
         own = {
             (t, c): v

@@ -331,6 +331,7 @@ class PgImport:
                     [start, end],
                 )
                 counts["created_customers"] += cursor.rowcount
+            created = cursor.rowcount if job.create_customers else 0
             vals = "".join(f", k.val{i}" for i in range(nvals))
             cursor.execute(
                 f"""
@@ -342,6 +343,8 @@ class PgImport:
                 """,
                 [start, end],
             )
+            # every customer of the chunk created just now: none has a value to update or clear
+            all_new = created > 0 and created == cursor.rowcount
             cursor.execute(f"ANALYZE {rows_t}")
             if nvals and target_ids:
                 cells = ", ".join(
@@ -349,22 +352,23 @@ class PgImport:
                 )
                 # changed values are updated in place (unchanged ones are not rewritten),
                 # missing ones inserted; ON CONFLICT guards against a concurrent writer
-                cursor.execute(
-                    f"""
-                    UPDATE {value_t} v SET value = x.v
-                    FROM (
-                        SELECT t.id AS target_id, r.customer_id, cell.o, cell.v
-                        FROM {rows_t} r
-                        CROSS JOIN unnest(%s::bigint[]) AS t(id)
-                        CROSS JOIN LATERAL (VALUES {cells}) AS cell(o, v)
-                        WHERE cell.v IS NOT NULL
-                    ) x
-                    WHERE v.target_id = x.target_id AND v.customer_id = x.customer_id
-                      AND v.cycle_ordinal = x.o AND v.value <> x.v
-                    """,
-                    [target_ids],
-                )
-                counts["values_written"] += cursor.rowcount
+                if not all_new:
+                    cursor.execute(
+                        f"""
+                        UPDATE {value_t} v SET value = x.v
+                        FROM (
+                            SELECT t.id AS target_id, r.customer_id, cell.o, cell.v
+                            FROM {rows_t} r
+                            CROSS JOIN unnest(%s::bigint[]) AS t(id)
+                            CROSS JOIN LATERAL (VALUES {cells}) AS cell(o, v)
+                            WHERE cell.v IS NOT NULL
+                        ) x
+                        WHERE v.target_id = x.target_id AND v.customer_id = x.customer_id
+                          AND v.cycle_ordinal = x.o AND v.value <> x.v
+                        """,
+                        [target_ids],
+                    )
+                    counts["values_written"] += cursor.rowcount
                 cursor.execute(
                     f"""
                     INSERT INTO {value_t} (organisation_id, target_id, customer_id, cycle_ordinal, value)
@@ -378,7 +382,7 @@ class PgImport:
                     [target_ids],
                 )
                 counts["values_written"] += cursor.rowcount
-                for i, col in enumerate(spec.value_columns):
+                for i, col in enumerate(spec.value_columns if not all_new else []):
                     cursor.execute(
                         f"""
                         DELETE FROM {value_t} v USING {rows_t} r
