@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from milestones.models import Organisation, Target, TargetGroup
+from milestones.models import Organisation, Target, TargetGroup, scoping_copy
 
 
 class Customer(models.Model):
@@ -63,13 +63,7 @@ class Enrolment(models.Model):
     # check (PostgreSQL checks each inserted row at commit): FK indexes that the composite
     # indexes below cover are left out, and so is the database constraint on `organisation`,
     # a scoping copy of the milestone's organisation (the ORM still cascades).
-    organisation = models.ForeignKey(
-        Organisation,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    organisation = scoping_copy(Organisation)
     target_group = models.ForeignKey(
         TargetGroup, on_delete=models.CASCADE, related_name="enrolments", db_index=False
     )
@@ -98,13 +92,7 @@ class CustomerTargetValue(models.Model):
 
     # See Enrolment: no FK index the unique/composite indexes cover, no constraint on the
     # scoping copy of the organisation.
-    organisation = models.ForeignKey(
-        Organisation,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    organisation = scoping_copy(Organisation)
     target = models.ForeignKey(
         Target, on_delete=models.CASCADE, related_name="customer_values", db_index=False
     )
@@ -286,20 +274,8 @@ class EnrolmentNotification(models.Model):
     EVENT_NAME = "targetLoyaltyCustomerEnrollment"
 
     # See Enrolment: organisation and target group are scoping copies of the target's.
-    organisation = models.ForeignKey(
-        Organisation,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
-    target_group = models.ForeignKey(
-        TargetGroup,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    organisation = scoping_copy(Organisation)
+    target_group = scoping_copy(TargetGroup)
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="+", db_index=False)
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="+", db_index=False

@@ -113,14 +113,6 @@ def _rule_ok(rule, context: RuleContext, memo: dict | None = None, key=None) -> 
         return False
 
 
-def _memo(memo: dict | None, key: str, build):
-    if memo is None:
-        return build()
-    if key not in memo:
-        memo[key] = build()
-    return memo[key]
-
-
 def in_scope(target, activity, store: tuple[str, str] | None) -> bool:
     if not (target.scope_stores or target.scope_zones or target.scope_concepts):
         return True
@@ -145,7 +137,7 @@ def contribution(
     """What `activity` adds to `target`, or None if it does not count for it. `memo`, one dict
     per activity, shares rule verdicts between its targets (profiles are cached on the activity)."""
     kpi, entity, atype = target.kpi, target.entity, activity.type
-    day = _memo(memo, "day", lambda: activity.occurred_at.astimezone(tz).date())
+    day = activity.occurred_at.astimezone(tz).date()
 
     if atype in ("transaction", "return") and entity in ("transaction", "line_item"):
         if atype == "return" and not (allow_returns and kpi in SALES_KPIS):

@@ -2,7 +2,7 @@ from django.db import models
 from django.db.models import Q
 
 from enrolment.models import Customer
-from milestones.models import Organisation, Period, SubTarget, Target, TargetGroup
+from milestones.models import Organisation, Period, SubTarget, Target, TargetGroup, scoping_copy
 
 
 class ActivityType(models.TextChoices):
@@ -201,25 +201,13 @@ class TargetEvent(models.Model):
     # Organisation and target group are scoping copies of the target's (as on enrolment
     # notifications): no foreign-key constraint, whose check at commit would cost two lookups
     # per row on the million-row cycle-end path; the target and the customer keep theirs.
-    organisation = models.ForeignKey(
-        Organisation,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    organisation = scoping_copy(Organisation)
     type = models.CharField(max_length=30, choices=TargetEventType.choices)
     dedupe_key = models.CharField(max_length=200)
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="target_events", db_index=False
     )
-    target_group = models.ForeignKey(
-        TargetGroup,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    target_group = scoping_copy(TargetGroup)
     target = models.ForeignKey(
         Target, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
     )

@@ -587,8 +587,6 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
         for day, v in ds.items()
     ]
     if days:
-        for day in days:
-            day.progress_id = day.progress.pk
         insert_rows(ProgressDay, days, unique_fields=["progress", "day"], update_fields=["value"])
     merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for st in states:

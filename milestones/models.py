@@ -11,6 +11,17 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"Unknown timezone {value!r}: use an IANA name such as Asia/Kolkata.")
 
 
+def scoping_copy(to):
+    """A foreign key that copies the organisation or milestone of the row it belongs to, for
+    scoping queries. It carries no index of its own and no database constraint: the rows it
+    sits on are written by the million, PostgreSQL checks every inserted row's foreign keys at
+    commit, and the real reference (target, customer, milestone) keeps its constraint. The ORM
+    still cascades deletes."""
+    return models.ForeignKey(
+        to, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+
+
 class Organisation(models.Model):
     """A brand. Every other row belongs to exactly one organisation."""
 

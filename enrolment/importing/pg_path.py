@@ -47,6 +47,13 @@ from .spec import (
 )
 
 CHUNK = 100_000
+COUNTS = (
+    "created_customers",
+    "values_written",
+    "values_cleared",
+    "newly_enrolled",
+    "notifications",
+)
 
 
 def _q(name: str) -> str:
@@ -252,10 +259,7 @@ class PgImport:
         transaction and for a big file, chunks run on `ENROLMENT_IMPORT_WORKERS` connections at
         once: writing is PostgreSQL's CPU (index and foreign-key work), so two backends on
         two cores take about half the time."""
-        counts = dict.fromkeys(
-            ("created_customers", "values_written", "values_cleared", "newly_enrolled",
-             "notifications"), 0,
-        )  # fmt: skip
+        counts = dict.fromkeys(COUNTS, 0)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT min(rn), max(rn) FROM {self.checked}")
             lo, hi = cursor.fetchone()
@@ -307,10 +311,7 @@ class PgImport:
         customer_t = Customer._meta.db_table
         value_t = CustomerTargetValue._meta.db_table
         enrol_t = Enrolment._meta.db_table
-        counts = dict.fromkeys(
-            ("created_customers", "values_written", "values_cleared", "newly_enrolled",
-             "notifications"), 0,
-        )  # fmt: skip
+        counts = dict.fromkeys(COUNTS, 0)
         any_bad = self._any_bad()
         rows_t = f"enrol_rows_{job.pk}_{start}"
         newly_t = f"enrol_newly_{job.pk}_{start}"
@@ -409,10 +410,8 @@ class PgImport:
             )
             counts["newly_enrolled"] += cursor.rowcount
             if job.send_trigger and cursor.rowcount:
-                start_notify = time.perf_counter()
-                counts["notifications"] += self._notify(cursor, newly_t, targets)
-                self.timings["notify"] = self.timings.get("notify", 0.0) + (
-                    time.perf_counter() - start_notify
+                counts["notifications"] += self.timed(
+                    "notify", self._notify, cursor, newly_t, targets
                 )
             cursor.execute(f"SELECT customer_id FROM {newly_t} ORDER BY customer_id")
             newly = [r[0] for r in cursor.fetchall()]
