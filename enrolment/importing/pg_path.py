@@ -82,10 +82,6 @@ def _norm(kind: str, raw: str) -> str | None:
         return None
 
 
-def import_workers() -> int:
-    return max(1, int(getattr(settings, "ENROLMENT_IMPORT_WORKERS", 2)))
-
-
 class PgImport:
     def __init__(self, job: ImportJob, sink: ErrorSink, progress):
         self.job = job
@@ -268,7 +264,7 @@ class PgImport:
         chunk = int(getattr(settings, "ENROLMENT_IMPORT_CHUNK", CHUNK))
         ranges = [(start, min(start + chunk - 1, hi)) for start in range(lo, hi + 1, chunk)]
         self._targets = list(self.group.targets.order_by("ordinal", "id"))
-        workers = min(import_workers(), len(ranges))
+        workers = min(max(1, int(getattr(settings, "ENROLMENT_IMPORT_WORKERS", 2))), len(ranges))
         parallel = (
             workers > 1
             and not connection.in_atomic_block  # other connections would not see our rows
