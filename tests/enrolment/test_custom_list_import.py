@@ -333,3 +333,81 @@ def test_big_files_write_in_chunks_on_two_connections_with_exact_counts(
         0,
     )
     assert EnrolmentNotification.objects.count() == 40
+
+
+def _pg_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the set-based reference check is the PostgreSQL path's")
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_references_checked_set_based_leave_every_later_write_checked(
+    upload, group, settings, set_based
+):
+    """The SQL path checks a chunk's references with one lock per referenced table instead of
+    one trigger per row; the same rows are written either way, and once the chunk is done
+    (here inside the test's transaction, so SET LOCAL would otherwise outlive it) foreign keys
+    are enforced again."""
+    _pg_only()
+    from django.db import IntegrityError, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    settings.ENROLMENT_IMPORT_SET_BASED_REFERENCES = set_based
+    upload(group, "mobile,P1,P2,P3\n9000000001,150,,200\n")  # one customer already there
+    with CaptureQueriesContext(connection) as ctx:
+        status = upload(group, "mobile,P1,P2,P3\n9000000001,160,,\n9000000002,,120,\n")
+    assert status["status"] == "done", status
+    assert (status["created_customers"], status["newly_enrolled"]) == (1, 1)
+    assert values_of(group, "9000000001") == [Decimal(160), Decimal(100), Decimal(100)]
+    assert values_of(group, "9000000002") == [Decimal(100), Decimal(120), Decimal(100)]
+    assert EnrolmentNotification.objects.count() == 2
+    sql = " ".join(q["sql"] for q in ctx.captured_queries)
+    assert ("session_replication_role = replica" in sql) is set_based
+    assert ("FOR KEY SHARE OF c" in sql) is set_based  # the customers that were there before
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"
+    target = group.targets.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        CustomerTargetValue.objects.create(
+            organisation_id=group.organisation_id,
+            target=target,
+            customer_id=10**12,
+            cycle_ordinal=1,
+            value=1,
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_being_imported_cannot_be_deleted_until_the_chunk_commits(
+    upload, group, monkeypatch
+):
+    """What each row's foreign-key check would hold, the set-based check holds too: another
+    connection's DELETE of a customer the chunk is writing for waits on its lock."""
+    _pg_only()
+    import psycopg
+
+    from enrolment.importing.pg_path import PgImport
+
+    customer = Customer.objects.create(organisation_id=group.organisation_id, mobile="9000000001")
+    outcome = []
+    notify = PgImport._notify
+
+    def delete_meanwhile(self, cursor, newly_t, targets):
+        params = connection.get_connection_params()
+        with psycopg.connect(**params, autocommit=True) as other:
+            other.execute("SET lock_timeout = '300ms'")
+            try:
+                other.execute("DELETE FROM enrolment_customer WHERE id = %s", [customer.id])
+                outcome.append("deleted")
+            except psycopg.errors.LockNotAvailable:
+                outcome.append("blocked")
+        return notify(self, cursor, newly_t, targets)
+
+    monkeypatch.setattr(PgImport, "_notify", delete_meanwhile)
+    status = upload(group, "mobile,P1,P2,P3\n9000000001,160,,\n9000000002,,120,\n")
+    assert status["status"] == "done", status
+    assert outcome == ["blocked"]
+    assert values_of(group, "9000000001")[0] == Decimal(160)
