@@ -133,6 +133,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 
 CSV_UPLOAD_MAX_BYTES = 25 * 1024 * 1024
 # Big custom-list imports on PostgreSQL write their chunks on this many connections at once.
 ENROLMENT_IMPORT_WORKERS = env_int("ENROLMENT_IMPORT_WORKERS", 2)
+# ...and check their references set-based when the role may (docs/enrolment.md).
+ENROLMENT_IMPORT_SET_BASED_REFERENCES = env_bool("ENROLMENT_IMPORT_SET_BASED_REFERENCES", True)
 
 # --- Security (production defaults whenever DEBUG is off) ------------------------------------
 HTTPS_ONLY = env_bool("HTTPS_ONLY", PRODUCTION)
