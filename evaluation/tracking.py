@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from enrolment.models import Customer, CustomerTargetValue
 from enrolment.services import auto_enrol_on_activities
-from milestones.bulk import insert_rows
+from milestones.bulk import insert_rows, pg_array
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
@@ -645,11 +645,11 @@ def _update_progress(rows: list[Progress]) -> None:
                 f"reached_at) WHERE {table}.id = v.id",
                 [
                     now,
-                    [r.pk for r in rows],
-                    [r.achieved for r in rows],
-                    [r.achieved_at for r in rows],
-                    [r.cycle_end for r in rows],
-                    [r.reached_at for r in rows],
+                    pg_array([r.pk for r in rows]),
+                    pg_array([r.achieved for r in rows]),
+                    pg_array([r.achieved_at for r in rows]),
+                    pg_array([r.cycle_end for r in rows]),
+                    pg_array([r.reached_at for r in rows]),
                 ],
             )
         return

@@ -11,6 +11,8 @@ conflict handling.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from decimal import Decimal
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.utils import timezone
@@ -26,6 +28,29 @@ PLAIN_FIELDS = (
     models.DateTimeField,
     models.DateField,
 )
+
+
+def _element(value) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    text = str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pg_array(values) -> str:
+    """`values` as a PostgreSQL array literal (`'{1,2,NULL}'`), to pass as one parameter cast
+    to its array type (`%s::numeric[]`). psycopg adapts a Python list element by element in
+    Python (about 15 µs an element for Decimals and datetimes); ints, Decimals and datetimes
+    turned to text here cost well under a microsecond each. Strings are quoted and escaped."""
+    if all(type(v) is int for v in values):  # the common case, ids
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(_element, values)) + "}"
 
 
 def insert_rows(
@@ -68,14 +93,16 @@ def insert_rows(
                 setattr(obj, attname, now)
         raw = [getattr(obj, attname) for obj in objs]
         if isinstance(field, models.JSONField):
-            params.append([None if v is None else json.dumps(v, cls=field.encoder) for v in raw])
+            params.append(
+                pg_array([None if v is None else json.dumps(v, cls=field.encoder) for v in raw])
+            )
             arrays.append("%s::text[]")
             selects.append(f"c{i}::jsonb")
             continue
         if isinstance(field, PLAIN_FIELDS):
-            params.append(raw)  # psycopg adapts ints, strings, booleans, Decimals, datetimes
+            params.append(pg_array(raw))  # ints, strings, booleans, Decimals, datetimes
         else:
-            params.append([field.get_db_prep_save(v, conn) for v in raw])
+            params.append(pg_array([field.get_db_prep_save(v, conn) for v in raw]))
         arrays.append(f"%s::{field.db_type(conn)}[]")
         selects.append(f"c{i}")
     aliases = ", ".join(f"c{i}" for i in range(len(fields)))
