@@ -6,9 +6,10 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
-from milestones.bulk import insert_rows
+from milestones.bulk import insert_rows, pg_array
 from milestones.models import EnrolmentMode, Organisation, Target, TargetGroup
 
 from . import signals
@@ -89,6 +90,19 @@ def auto_enrol_on_activities(
                 groups_by_id[g.id] = g
                 active[customer_id].add(g.id)
     if new_by_group:
+        _insert_auto_enrolments(organisation_id, new_by_group)
+        for gid, cids in new_by_group.items():
+            _announce(groups_by_id[gid], cids, EnrolmentSource.ALL_CUSTOMERS)
+    return active
+
+
+def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[int]]) -> None:
+    """'All customers' enrolments, skipping any already there. On PostgreSQL the pairs go as
+    two array parameters (no model instances: tracking's first activities create tens of
+    thousands of these per batch)."""
+    groups = [gid for gid, cids in new_by_group.items() for _ in cids]
+    customers = [cid for cids in new_by_group.values() for cid in cids]
+    if connection.vendor != "postgresql":
         insert_rows(
             Enrolment,
             [
@@ -98,14 +112,25 @@ def auto_enrol_on_activities(
                     customer_id=cid,
                     source=EnrolmentSource.ALL_CUSTOMERS,
                 )
-                for gid, cids in new_by_group.items()
-                for cid in cids
+                for gid, cid in zip(groups, customers, strict=True)
             ],
             ignore_conflicts=True,
         )
-        for gid, cids in new_by_group.items():
-            _announce(groups_by_id[gid], cids, EnrolmentSource.ALL_CUSTOMERS)
-    return active
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Enrolment._meta.db_table} (organisation_id, target_group_id, "
+            "customer_id, source, is_active, enrolled_at) "
+            "SELECT %s, u.g, u.c, %s, true, %s FROM unnest(%s::bigint[], %s::bigint[]) AS u(g, c) "
+            "ON CONFLICT DO NOTHING",
+            [
+                organisation_id,
+                EnrolmentSource.ALL_CUSTOMERS,
+                timezone.now(),
+                pg_array(groups),
+                pg_array(customers),
+            ],
+        )
 
 
 # --- customers ---------------------------------------------------------------------------------

@@ -47,6 +47,18 @@ class TargetConfig:
     target: Target
     group: GroupConfig
     rule: Rule | None
+    subs: list = field(default_factory=list)  # the target's sub-targets
+    _thresholds: dict = field(default_factory=dict, repr=False)
+
+    def thresholds(self, defined) -> list:
+        """[(sub-target, the value that reaches it)] for a target value: computed once per
+        value (most customers share the default)."""
+        cached = self._thresholds.get(defined)
+        if cached is None:
+            if len(self._thresholds) > 10_000:  # per-customer values: keep the cache bounded
+                self._thresholds.clear()
+            cached = self._thresholds[defined] = [(s, s.threshold(defined)) for s in self.subs]
+        return cached
 
 
 @dataclass
@@ -126,7 +138,9 @@ def _load(org, version) -> OrgConfig:
         except RuleError:
             rule = None  # validated at save; an old rule that no longer compiles matches nothing
             continue
-        tcfg = TargetConfig(target=target, group=gcfg, rule=rule)
+        tcfg = TargetConfig(
+            target=target, group=gcfg, rule=rule, subs=list(target.sub_targets.all())
+        )
         gcfg.targets.append(tcfg)
         by_entity.setdefault(target.entity, []).append(tcfg)
         if target.source_target_group_id:

@@ -26,7 +26,7 @@ from milestones.bulk import insert_rows, pg_array
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
-from . import config_cache, ranks
+from . import config_cache, ranks, sql_fold
 from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
 from .models import (
     Activity,
@@ -192,18 +192,54 @@ def _track_batch(
             del matches[cid]
     if not matches:
         return
-    preload = _Preload(matches)
 
-    # 3. Fold, in time order, customer by customer; then write everything at once.
-    states = []
-    for cid, ms in matches.items():
-        state = _CustomerState(customers[cid], org, config, reprocess=reprocess)
-        state.load(preload, ms)
-        for activity, tcfg, c in ms:
-            state.apply(activity, tcfg, c)
+    # 3. Additive KPIs in fixed periods: one upsert for all of them (sql_fold).
+    folded = None
+    if sql_fold.enabled(reprocess=reprocess):
+        fast = sql_fold.split(matches)
+        if fast:
+            closed_periods, closed = _closed(fast)
+            folded = sql_fold.fold(org=org, fast=fast, closed=closed, closed_periods=closed_periods)
+
+    # 4. The rest row by row, in time order, customer by customer; then group achievements
+    # (of either fold's targets) and everything written at once.
+    states: dict[int, _CustomerState] = {}
+    if matches:
+        preload = _Preload(matches)
+        for cid, ms in matches.items():
+            state = states[cid] = _CustomerState(customers[cid], org, config, reprocess=reprocess)
+            state.load(preload, ms)
+            for activity, tcfg, c in ms:
+                state.apply(activity, tcfg, c)
+    if folded is not None:
+        for cid, reached in folded.newly_achieved.items():
+            state = states.get(cid)
+            if state is None:
+                state = states[cid] = _CustomerState(customers[cid], org, config)
+                state.closed, state.closed_periods = set(closed.get(cid, ())), closed_periods
+            state.newly_achieved.extend(reached)
+    for state in states.values():
         state.group_achievements()
-        states.append(state)
-    _flush(states, org, result, reprocess=reprocess)
+    _flush(list(states.values()), org, result, reprocess=reprocess, folded=folded)
+
+
+def _closed(matches: dict[int, list]) -> tuple[set, dict[int, set]]:
+    """Cycles that take no more activities: (milestone, cycle) whose cycle-end run is done, and
+    per customer the (target, cycle) whose end was already evaluated for them."""
+    customer_ids = list(matches)
+    target_ids = {t.target.id for ms in matches.values() for _, t, _ in ms}
+    group_ids = {t.group.group.id for ms in matches.values() for _, t, _ in ms}
+    periods = set(
+        EvaluationRun.objects.filter(
+            target_group_id__in=group_ids, status=RunStatus.DONE
+        ).values_list("target_group_id", "period__ordinal")
+    )
+    closed: dict[int, set] = defaultdict(set)
+    for cid, tid, ordinal in TargetEvent.objects.filter(
+        customer_id__in=customer_ids, target_id__in=target_ids, type="period_elapsed"
+    ).values_list("customer_id", "target_id", "cycle_ordinal"):
+        closed[cid].add((tid, ordinal))
+    return periods, closed
 
 
 class _Preload:
@@ -238,16 +274,7 @@ class _Preload:
             customer_id__in=customer_ids, target_id__in=target_ids
         ).values_list("customer_id", "target_id", "cycle_ordinal", "value"):
             self.custom[cid][(tid, ordinal)] = value
-        self.closed_periods = set(
-            EvaluationRun.objects.filter(
-                target_group_id__in=group_ids, status=RunStatus.DONE
-            ).values_list("target_group_id", "period__ordinal")
-        )
-        self.closed: dict[int, set] = defaultdict(set)
-        for cid, tid, ordinal in TargetEvent.objects.filter(
-            customer_id__in=customer_ids, target_id__in=target_ids, type="period_elapsed"
-        ).values_list("customer_id", "target_id", "cycle_ordinal"):
-            self.closed[cid].add((tid, ordinal))
+        self.closed_periods, self.closed = _closed(matches)
 
 
 class _CustomerState:
@@ -411,59 +438,13 @@ class _CustomerState:
         return self.progress.setdefault(key, original.progress)
 
     def _crossings(self, tcfg, row, old, new, at) -> None:
-        target, group = tcfg.target, tcfg.group.group
-        defined = row.target_value
-        period_name = self.period_name(tcfg, row)
-        for sub in target.sub_targets.all():
-            threshold = sub.threshold(defined)
-            if old < threshold <= new:
-                self._event(
-                    "sub_target_achieved",
-                    tcfg,
-                    row,
-                    new,
-                    at,
-                    sub=sub,
-                    threshold=threshold,
-                    period_name=period_name,
-                )
-        if old < defined <= new and row.achieved_at is None:
+        group = tcfg.group.group
+        if sql_fold.crossings(self.events, self.org, self.customer.id, tcfg, row.cycle_ordinal,
+                              row.target_value, old, new, at, row.achieved_at):  # fmt: skip
             row.achieved_at = at
             self.newly_achieved.append((group.id, row.cycle_ordinal))
             if group.cycle_type == CycleType.TILL_ACHIEVEMENT:
                 row.cycle_end = at
-            if self.org.award_when_target_achieved:
-                self._event("target_achieved", tcfg, row, new, at, period_name=period_name)
-
-    def period_name(self, tcfg, row) -> str:
-        return tcfg.group.period_name(row.cycle_ordinal)
-
-    def _event(
-        self, etype, tcfg, row, achieved, at, *, sub=None, threshold=None, period_name=""
-    ) -> None:
-        target = tcfg.target
-        key = f"{etype}:{target.id}:{self.customer.id}:{row.cycle_ordinal}" + (
-            f":{sub.id}" if sub else ""
-        )
-        self.events.append(
-            TargetEvent(
-                organisation_id=self.org.id,
-                type=etype,
-                dedupe_key=key,
-                customer=self.customer,
-                target_group_id=target.target_group_id,
-                target=target,
-                sub_target=sub,
-                cycle_ordinal=row.cycle_ordinal,
-                period_name=period_name,
-                achieved=achieved,
-                defined=row.target_value,
-                milestone_triggers=[sub.name] if sub else [],
-                milestone_value_defined=threshold,
-                is_target_achieved_event=etype == "target_achieved",
-                occurred_at=at,
-            )
-        )
 
     # --- writing ----------------------------------------------------------------------------
     def group_achievements(self) -> None:
@@ -558,8 +539,17 @@ class _CustomerState:
         }
 
 
-def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess: bool) -> None:
-    """Write every customer's changes with one statement per kind."""
+def _flush(
+    states: list[_CustomerState],
+    org,
+    result: TrackResult,
+    *,
+    reprocess: bool,
+    folded: sql_fold.Folded | None = None,
+) -> None:
+    """Write every customer's changes with one statement per kind (with the events,
+    contributions and rank changes of the set-based fold, whose progress is written)."""
+    folded = folded or sql_fold.Folded()
     anchors = [
         CycleAnchor(organisation_id=org.id, target_group_id=g, customer=st.customer, anchor_at=a)
         for st in states
@@ -588,7 +578,7 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
     ]
     if days:
         insert_rows(ProgressDay, days, unique_fields=["progress", "day"], update_fields=["value"])
-    merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    merged: dict[tuple[int, int], Decimal] = folded.contributions
     for st in states:
         for activity, key, amount in st.contributions:
             merged[(activity.id, st.progress[key].pk)] += amount
@@ -605,12 +595,12 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
             ],
             ignore_conflicts=True,
         )
-    changed = [
+    changed = folded.changed + [
         (r.target_id, r.cycle_ordinal, r.customer_id, r.achieved) for _, r in new_rows + old_rows
     ]
     if changed:
         transaction.on_commit(lambda: ranks.record(changed))
-    events = [e for st in states for e in st.events]
+    events = folded.events + [e for st in states for e in st.events]
     if events:
         # Events are only written under their customer's lock, so "not there before" is exact.
         keys = {e.dedupe_key for e in events}
@@ -620,10 +610,9 @@ def _flush(states: list[_CustomerState], org, result: TrackResult, *, reprocess:
             TargetEvent, [e for e in events if e.dedupe_key not in before], ignore_conflicts=True
         )
         result.events.extend(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
-    for st in states:
-        for e in st.events:
-            if e.type == "target_achieved" and e.target_id:
-                result.achieved_targets.add(e.target_id)
+    for e in events:
+        if e.type == "target_achieved" and e.target_id:
+            result.achieved_targets.add(e.target_id)
 
 
 def _update_progress(rows: list[Progress]) -> None:

@@ -48,8 +48,11 @@ def pg_array(values) -> str:
     to its array type (`%s::numeric[]`). psycopg adapts a Python list element by element in
     Python (about 15 µs an element for Decimals and datetimes); ints, Decimals and datetimes
     turned to text here cost well under a microsecond each. Strings are quoted and escaped."""
-    if all(type(v) is int for v in values):  # the common case, ids
+    kinds = set(map(type, values))
+    if kinds <= {int, Decimal}:  # ids and amounts
         return "{" + ",".join(map(str, values)) + "}"
+    if kinds == {datetime}:
+        return "{" + ",".join(map(datetime.isoformat, values)) + "}"
     return "{" + ",".join(map(_element, values)) + "}"
 
 

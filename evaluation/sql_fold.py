@@ -1,0 +1,259 @@
+"""Set-based folding of the common case, on PostgreSQL: additive KPIs in fixed periods.
+
+Most of what tracking does is adding an amount to a customer's progress in a calendar
+period: sales, quantity, transaction and event counts, sums, points. For those the progress
+rows are never read into Python: the batch's amounts are summed per customer, target and
+period, and one `INSERT ... ON CONFLICT DO UPDATE SET achieved = achieved + EXCLUDED.achieved
+... RETURNING` creates or increments every row at once (a new row takes the customer's own
+target value from the enrolment list, else the target's default for that cycle). The
+returned value less the batch's delta is the value before the batch; walking the batch's
+amounts from there in time order finds each sub-target and target crossing at the activity
+that made it, exactly as the row-by-row fold does (`tracking._CustomerState`), and writes
+the same events with the same dedupe keys. A target reached here sets `achieved_at` with one
+more statement and hands the (milestone, cycle) to the row-by-row code for group
+achievements and 'milestones achieved' targets.
+
+What stays row by row (tracking._CustomerState): day-based KPIs (per-day values), cyclic and
+till-achievement cycles (anchors, open cycles), returns on sales KPIs (they find the cycle
+that counted the original bill), targets fed by other milestones, and reprocessing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from enrolment.models import CustomerTargetValue
+from milestones.bulk import pg_array
+
+from .kpis import SALES_KPIS, is_day_based
+from .models import Progress, TargetEvent
+
+FOUR_PLACES = Decimal("0.0001")
+
+
+def enabled(*, reprocess: bool) -> bool:
+    return (
+        not reprocess
+        and connection.vendor == "postgresql"
+        and getattr(settings, "TRACKING_SQL_FOLD", True)
+    )
+
+
+def takes(tcfg) -> bool:
+    """Can this target be folded set-based (whatever the activity)?"""
+    target = tcfg.target
+    return (
+        tcfg.group.group.has_fixed_periods
+        and not is_day_based(target.kpi)
+        and not target.source_target_group_id
+    )
+
+
+def split(matches: dict[int, list]) -> dict[int, list]:
+    """Take the set-based matches out of `matches` (customer id -> [(activity, tcfg,
+    contribution)]) and return them. A customer's target is taken whole or not at all: when
+    one of the batch's returns needs the row-by-row fold for it, all its matches stay."""
+    fast: dict[int, list] = {}
+    for cid in list(matches):
+        ms = matches[cid]
+        slow_targets = {
+            t.target.id
+            for a, t, _ in ms
+            if not takes(t) or (a.type == "return" and t.target.kpi in SALES_KPIS)
+        }
+        taken = [m for m in ms if m[1].target.id not in slow_targets]
+        if not taken:
+            continue
+        fast[cid] = taken
+        rest = [m for m in ms if m[1].target.id in slow_targets]
+        if rest:
+            matches[cid] = rest
+        else:
+            del matches[cid]
+    return fast
+
+
+def target_event(
+    org,
+    customer_id: int,
+    etype: str,
+    tcfg,
+    ordinal: int,
+    *,
+    defined,
+    achieved,
+    at,
+    sub=None,
+    threshold=None,
+    period_name: str = "",
+) -> TargetEvent:
+    """A sub-target or target event, keyed so that it is written once per crossing."""
+    target = tcfg.target
+    key = f"{etype}:{target.id}:{customer_id}:{ordinal}" + (f":{sub.id}" if sub else "")
+    return TargetEvent(
+        organisation_id=org.id,
+        type=etype,
+        dedupe_key=key,
+        customer_id=customer_id,
+        target_group_id=target.target_group_id,
+        target=target,
+        sub_target=sub,
+        cycle_ordinal=ordinal,
+        period_name=period_name,
+        achieved=achieved,
+        defined=defined,
+        milestone_triggers=[sub.name] if sub else [],
+        milestone_value_defined=threshold,
+        is_target_achieved_event=etype == "target_achieved",
+        occurred_at=at,
+    )
+
+
+@dataclass
+class Folded:
+    events: list = field(default_factory=list)
+    changed: list = field(default_factory=list)  # (target, cycle, customer, achieved) for ranks
+    contributions: dict = field(default_factory=lambda: defaultdict(Decimal))
+    newly_achieved: dict = field(default_factory=lambda: defaultdict(list))  # cid -> [(gid, o)]
+
+
+def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Folded:
+    """Fold the set-based matches (customers locked by the caller, activities in time order):
+    one upsert for every row, then the crossings in Python from the values it returns."""
+    out = Folded()
+    amounts: dict[tuple, list] = {}  # (customer, target, cycle) -> [(activity, amount)]
+    where: dict[tuple, tuple] = {}  # key -> (tcfg, period)
+    for cid, ms in fast.items():
+        shut = closed.get(cid, ())
+        for activity, tcfg, c in ms:
+            period = tcfg.group.period_for(activity.occurred_at)
+            if period is None:
+                continue  # outside every cycle: counts nowhere
+            ordinal = period.ordinal
+            tid = tcfg.target.id
+            if (tid, ordinal) in shut or (tcfg.group.group.id, ordinal) in closed_periods:
+                continue  # the cycle's end was evaluated: late arrivals past the offset
+            key = (cid, tid, ordinal)
+            entry = amounts.get(key)
+            if entry is None:
+                entry = amounts[key] = []
+                where[key] = (tcfg, period)
+            entry.append((activity, c.amount))
+    if not amounts:
+        return out
+    keys = list(amounts)
+    deltas = [sum((a for _, a in amounts[k]), Decimal(0)) for k in keys]
+    periods = [where[k][1] for k in keys]
+    params = [
+        org.id,
+        timezone.now(),
+        pg_array([k[0] for k in keys]),
+        pg_array([k[1] for k in keys]),
+        pg_array([k[2] for k in keys]),
+        pg_array([p.id for p in periods]),
+        pg_array([p.starts_at for p in periods]),
+        pg_array([p.ends_at for p in periods]),
+        pg_array([where[k][0].target.value_for_cycle(k[2]) for k in keys]),
+        pg_array(deltas),
+        pg_array([amounts[k][-1][0].occurred_at for k in keys]),
+    ]
+    progress_t, values_t = Progress._meta.db_table, CustomerTargetValue._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {progress_t} AS p (organisation_id, updated_at, customer_id, target_id,
+                cycle_ordinal, period_id, cycle_start, cycle_end, target_value, achieved,
+                reached_at)
+            SELECT %s, %s, u.c, u.t, u.o, u.period, u.cs, u.ce, coalesce(v.value, u.dv), u.d, u.r
+            FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::bigint[],
+                        %s::timestamptz[], %s::timestamptz[], %s::numeric[], %s::numeric[],
+                        %s::timestamptz[]) AS u(c, t, o, period, cs, ce, dv, d, r)
+            LEFT JOIN {values_t} v
+                ON v.target_id = u.t AND v.customer_id = u.c AND v.cycle_ordinal = u.o
+            ON CONFLICT (target_id, customer_id, cycle_ordinal) DO UPDATE SET
+                achieved = p.achieved + EXCLUDED.achieved,
+                reached_at = greatest(p.reached_at, EXCLUDED.reached_at),
+                updated_at = EXCLUDED.updated_at
+            RETURNING p.id, p.customer_id, p.target_id, p.cycle_ordinal, p.achieved,
+                      p.target_value, p.achieved_at
+            """,
+            params,
+        )
+        returned = cursor.fetchall()
+    delta_of = dict(zip(keys, deltas, strict=True))
+    reached: list[tuple[int, object]] = []  # (progress id, achieved_at)
+    for pid, cid, tid, ordinal, new, defined, achieved_at in returned:
+        key = (cid, tid, ordinal)
+        tcfg = where[key][0]
+        out.changed.append((tid, ordinal, cid, new))
+        running = new - delta_of[key].quantize(FOUR_PLACES)
+        sales = tcfg.target.kpi in SALES_KPIS
+        was = achieved_at
+        for activity, amount in amounts[key]:
+            before, running = running, running + amount
+            if sales and activity.bill_number:
+                # kept where a return may need to find the cycle that counted its bill
+                out.contributions[(activity.id, pid)] += amount
+            at = activity.occurred_at
+            if crossings(out.events, org, cid, tcfg, ordinal, defined, before, running, at,
+                         achieved_at):  # fmt: skip
+                achieved_at = at
+                out.newly_achieved[cid].append((tcfg.group.group.id, ordinal))
+        if was is None and achieved_at is not None:
+            reached.append((pid, achieved_at))
+    if reached:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {progress_t} SET achieved_at = u.at FROM unnest(%s::bigint[], "
+                f"%s::timestamptz[]) AS u(id, at) WHERE {progress_t}.id = u.id",
+                [pg_array([r[0] for r in reached]), pg_array([r[1] for r in reached])],
+            )
+    return out
+
+
+def crossings(events: list, org, cid, tcfg, ordinal, defined, old, new, at, achieved_at) -> bool:
+    """Append the events of one step of a target's progress from `old` to `new` (the activity
+    at `at`): each sub-target passed, and the target itself when it is reached for the first
+    time in this cycle (`achieved_at` still None). Returns whether the target was reached."""
+    period_name = None
+    for sub, threshold in tcfg.thresholds(defined):
+        if old < threshold <= new:
+            period_name = period_name or tcfg.group.period_name(ordinal)
+            events.append(
+                target_event(
+                    org,
+                    cid,
+                    "sub_target_achieved",
+                    tcfg,
+                    ordinal,
+                    defined=defined,
+                    achieved=new,
+                    at=at,
+                    sub=sub,
+                    threshold=threshold,
+                    period_name=period_name,
+                )  # fmt: skip
+            )
+    if not (old < defined <= new and achieved_at is None):
+        return False
+    if org.award_when_target_achieved:
+        events.append(
+            target_event(
+                org,
+                cid,
+                "target_achieved",
+                tcfg,
+                ordinal,
+                defined=defined,
+                achieved=new,
+                at=at,
+                period_name=period_name or tcfg.group.period_name(ordinal),
+            )  # fmt: skip
+        )
+    return True
