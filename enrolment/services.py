@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from milestones.bulk import insert_rows, pg_array
+from milestones.bulk import check_references_again, hold_references, insert_rows, pg_array
 from milestones.models import EnrolmentMode, Organisation, Target, TargetGroup
 
 from . import signals
@@ -99,7 +99,7 @@ def auto_enrol_on_activities(
 def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[int]]) -> None:
     """'All customers' enrolments, skipping any already there. On PostgreSQL the pairs go as
     two array parameters (no model instances: tracking's first activities create tens of
-    thousands of these per batch)."""
+    thousands of these per batch), their references checked set-based when the role may."""
     groups = [gid for gid, cids in new_by_group.items() for _ in cids]
     customers = [cid for cids in new_by_group.values() for cid in cids]
     if connection.vendor != "postgresql":
@@ -118,6 +118,7 @@ def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[i
         )
         return
     with connection.cursor() as cursor:
+        held = hold_references(cursor, {TargetGroup: new_by_group, Customer: customers})
         cursor.execute(
             f"INSERT INTO {Enrolment._meta.db_table} (organisation_id, target_group_id, "
             "customer_id, source, is_active, enrolled_at) "
@@ -131,6 +132,8 @@ def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[i
                 pg_array(customers),
             ],
         )
+        if held:
+            check_references_again(cursor)
 
 
 # --- customers ---------------------------------------------------------------------------------

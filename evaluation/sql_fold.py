@@ -5,7 +5,8 @@ period: sales, quantity, transaction and event counts, sums, points. For those t
 rows are never read into Python: the batch's amounts are summed per customer, target and
 period, and one `INSERT ... ON CONFLICT DO UPDATE SET achieved = achieved + EXCLUDED.achieved
 ... RETURNING` creates or increments every row at once (a new row takes the customer's own
-target value from the enrolment list, else the target's default for that cycle). The
+target value from the enrolment list, else the target's default for that cycle). Its foreign keys are checked set-based
+(`milestones.bulk.hold_references`) when the database role may. The
 returned value less the batch's delta is the value before the batch; walking the batch's
 amounts from there in time order finds each sub-target and target crossing at the activity
 that made it, exactly as the row-by-row fold does (`tracking._CustomerState`), and writes
@@ -28,8 +29,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from enrolment.models import CustomerTargetValue
-from milestones.bulk import pg_array
+from enrolment.models import Customer, CustomerTargetValue
+from milestones.bulk import check_references_again, hold_references, pg_array
+from milestones.models import Organisation, Period, Target
 
 from .kpis import SALES_KPIS, is_day_based
 from .models import Progress, TargetEvent
@@ -165,6 +167,15 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
     ]
     progress_t, values_t = Progress._meta.db_table, CustomerTargetValue._meta.db_table
     with connection.cursor() as cursor:
+        held = hold_references(
+            cursor,
+            {
+                Organisation: [org.id],
+                Customer: list(fast),
+                Target: {k[1] for k in keys},
+                Period: {p.id for p in periods},
+            },
+        )
         cursor.execute(
             f"""
             INSERT INTO {progress_t} AS p (organisation_id, updated_at, customer_id, target_id,
@@ -186,6 +197,8 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
             params,
         )
         returned = cursor.fetchall()
+        if held:
+            check_references_again(cursor)
     delta_of = dict(zip(keys, deltas, strict=True))
     reached: list[tuple[int, object]] = []  # (progress id, achieved_at)
     for pid, cid, tid, ordinal, new, defined, achieved_at in returned:

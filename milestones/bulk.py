@@ -14,6 +14,7 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.utils import timezone
 
@@ -136,3 +137,51 @@ def insert_rows(
                 obj._state.adding = False
                 obj._state.db = conn.alias
     return None
+
+
+def hold_references(cursor, held: dict) -> bool:
+    """Check a bulk write's foreign keys set-based instead of row by row, on PostgreSQL when
+    the database role may set `session_replication_role` (superusers; on PostgreSQL 15+ any
+    role after `GRANT SET ON PARAMETER session_replication_role TO ...`).
+
+    `held` maps each model the write points at to the ids it uses. Those rows are locked
+    FOR KEY SHARE until the transaction ends, one statement per model, which is what each
+    inserted row's foreign-key trigger would do (one lookup per row and key, run at commit).
+    When every id is there, this transaction's row triggers are switched off with
+    `SET LOCAL session_replication_role = replica`; the caller switches them back on with
+    `check_references_again` as soon as its set-based writes are done, and a rollback switches
+    them back on by itself. The constraints stay in the schema and every other write is
+    checked as usual. `SET_BASED_REFERENCES=0` turns this off everywhere. Rows the caller holds a stronger lock on already (FOR UPDATE, FOR NO KEY
+    UPDATE), or created in this transaction, need no entry. Returns whether the triggers are
+    off; when not (another database, no permission, an id missing), nothing changed and the
+    triggers check each row as usual."""
+    conn = cursor.db
+    if conn.vendor != "postgresql" or not getattr(settings, "SET_BASED_REFERENCES", True):
+        return False
+    may = getattr(conn, "_may_hold_references", None)
+    if may is None:
+        query = "false"
+        if conn.pg_version >= 150000:
+            query = "has_parameter_privilege('session_replication_role', 'SET')"
+        cursor.execute(f"SELECT current_setting('is_superuser') = 'on' OR {query}")
+        may = conn._may_hold_references = bool(cursor.fetchone()[0])
+    if not may:
+        return False
+    for model, ids in held.items():
+        wanted = sorted({int(i) for i in ids if i is not None})
+        if not wanted:
+            continue
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {conn.ops.quote_name(model._meta.db_table)} "
+            "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE) s",
+            [pg_array(wanted)],
+        )
+        if cursor.fetchone()[0] != len(wanted):
+            return False  # a row went away: let the row triggers report it
+    cursor.execute("SET LOCAL session_replication_role = replica")
+    return True
+
+
+def check_references_again(cursor) -> None:
+    """End `hold_references`: row triggers on again for the rest of the transaction."""
+    cursor.execute("SET LOCAL session_replication_role = origin")

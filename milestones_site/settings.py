@@ -133,8 +133,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 
 CSV_UPLOAD_MAX_BYTES = 25 * 1024 * 1024
 # Big custom-list imports on PostgreSQL write their chunks on this many connections at once.
 ENROLMENT_IMPORT_WORKERS = env_int("ENROLMENT_IMPORT_WORKERS", 2)
-# ...and check their references set-based when the role may (docs/enrolment.md).
-ENROLMENT_IMPORT_SET_BASED_REFERENCES = env_bool("ENROLMENT_IMPORT_SET_BASED_REFERENCES", True)
+# Big set-based writes (imports, tracking) check their foreign keys with one lock per
+# referenced table instead of a trigger per row, when the database role may set
+# session_replication_role (milestones.bulk.hold_references; docs/scaling.md).
+SET_BASED_REFERENCES = env_bool("SET_BASED_REFERENCES", True)
+# Tracking folds additive KPIs in fixed periods with one upsert per batch (evaluation.sql_fold).
+TRACKING_SQL_FOLD = env_bool("TRACKING_SQL_FOLD", True)
 
 # --- Security (production defaults whenever DEBUG is off) ------------------------------------
 HTTPS_ONLY = env_bool("HTTPS_ONLY", PRODUCTION)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 
+from milestones.bulk import check_references_again, hold_references
 from milestones.models import Organisation, Target, TargetGroup
 
 from ..identifiers import IdentifierError, normalise
@@ -317,7 +318,7 @@ class PgImport:
 
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")  # a crash re-runs the chunk
-            set_based = self._set_based_references(cursor)
+            set_based = self._hold_references(cursor)
             if job.create_customers:
                 cursor.execute(
                     f"""
@@ -427,47 +428,23 @@ class PgImport:
             )
             counts["rows"] = cursor.fetchone()[0]
             if set_based:
-                # SET LOCAL lasts to the end of the outermost transaction: when the import
-                # runs inside one (tests, a caller's atomic block), what follows is checked
-                cursor.execute("SET LOCAL session_replication_role = origin")
+                check_references_again(cursor)
         return counts
 
-    def _set_based_references(self, cursor) -> bool:
-        """Check the chunk's references set-based instead of row by row, when the database
-        role may (PostgreSQL 15+: `GRANT SET ON PARAMETER session_replication_role TO ...`;
-        superusers always may) and `ENROLMENT_IMPORT_SET_BASED_REFERENCES` is on.
-
-        Every id this chunk writes comes from a join with the row it references: customers
-        from the customer table, targets, milestone and organisation from the import's own
-        rows. Locking those rows FOR KEY SHARE until commit (what each row's foreign-key
-        trigger does, one lookup per row and per key: 11 million for a 1M-row file) keeps
-        them from being deleted under us, so the triggers of this transaction's own rows are
-        switched off with `SET LOCAL session_replication_role = replica`; the constraints stay
-        and every other write is checked as usual. Returns whether it did."""
-        if not getattr(settings, "ENROLMENT_IMPORT_SET_BASED_REFERENCES", True):
-            return False
-        if not hasattr(self, "_may_skip_triggers"):
-            may = connection.pg_version >= 150000 or None
-            query = "has_parameter_privilege('session_replication_role', 'SET')" if may else "false"
-            cursor.execute(f"SELECT current_setting('is_superuser') = 'on' OR {query}")
-            self._may_skip_triggers = bool(cursor.fetchone()[0])
-        if not self._may_skip_triggers:
-            return False
+    def _hold_references(self, cursor) -> bool:
+        """Check the chunk's references set-based (`milestones.bulk.hold_references`). Every id the chunk writes comes from
+        a join with the row it points at: customers from the customer table (those that were
+        there before are locked by `_write_chunk`), organisation, milestone and targets from
+        the import's own rows. Without it a 1M-row file pays 11 million row checks at commit."""
         group = self.group
-        for model, ids in (
-            (Organisation, [group.organisation_id]),
-            (TargetGroup, [group.id]),
-            (Target, [t.id for t in self._targets]),
-        ):
-            cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {model._meta.db_table} WHERE id = ANY(%s) "
-                "ORDER BY id FOR KEY SHARE) s",
-                [ids],
-            )
-        if cursor.fetchone()[0] != len(ids):
-            raise RuntimeError("A target of this milestone was deleted during the import.")
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        return True
+        return hold_references(
+            cursor,
+            {
+                Organisation: [group.organisation_id],
+                TargetGroup: [group.id],
+                Target: [t.id for t in self._targets],
+            },
+        )
 
     def _notify(self, cursor, newly_t: str, targets) -> int:
         """Write each target's enrolment notification for the newly enrolled; how many."""

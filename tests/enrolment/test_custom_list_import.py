@@ -352,7 +352,7 @@ def test_references_checked_set_based_leave_every_later_write_checked(
     from django.db import IntegrityError, transaction
     from django.test.utils import CaptureQueriesContext
 
-    settings.ENROLMENT_IMPORT_SET_BASED_REFERENCES = set_based
+    settings.SET_BASED_REFERENCES = set_based
     upload(group, "mobile,P1,P2,P3\n9000000001,150,,200\n")  # one customer already there
     with CaptureQueriesContext(connection) as ctx:
         status = upload(group, "mobile,P1,P2,P3\n9000000001,160,,\n9000000002,,120,\n")
