@@ -417,8 +417,12 @@ class _CustomerState:
         self._crossings(tcfg, row, old, new, at)
 
     def _original_bill_row(self, activity, tcfg):
+        """The row of the cycle that counted the return's bill: the earliest transaction with
+        that bill number, among those tracked before (contribution rows) and those folded
+        earlier in this batch (not written yet)."""
         if not activity.bill_number:
             return None
+        target_id = tcfg.target.id
         original = (
             ContributionRow.objects.filter(
                 progress__customer=self.customer,
@@ -426,13 +430,28 @@ class _CustomerState:
                 activity__bill_number=activity.bill_number,
                 activity__type="transaction",
             )
-            .select_related("progress")
+            .select_related("progress", "activity")
             .order_by("activity__occurred_at")
             .first()
         )
+        in_batch = next(
+            (
+                (a.occurred_at, key)
+                for a, key, _ in self.contributions  # in time order: the first is the earliest
+                if key[0] == target_id
+                and a.type == "transaction"
+                and a.bill_number == activity.bill_number
+            ),
+            None,
+        )
+        if in_batch is not None and (
+            original is None or in_batch[0] < original.activity.occurred_at
+        ):
+            key = in_batch[1]
+            return None if key in self.closed else self.progress[key]
         if original is None:
             return None
-        key = (tcfg.target.id, original.progress.cycle_ordinal)
+        key = (target_id, original.progress.cycle_ordinal)
         if key in self.closed:
             return None
         return self.progress.setdefault(key, original.progress)

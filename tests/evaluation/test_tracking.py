@@ -244,6 +244,26 @@ def test_returns_inside_the_offset_window_lower_the_cycle_that_counted_the_bill_
     assert achieved(returns, 4) == 1  # counted either way, in the return's own cycle
 
 
+def test_a_return_tracked_in_the_same_batch_as_its_bill_lowers_that_bills_cycle(
+    org, make_group, post, track, stores
+):
+    """Bill and return posted together (a replay of history): the return finds the bill's
+    cycle among the activities folded just before it in the batch, not only in the database."""
+    org.allow_return_on_target = True
+    org.save()
+    group = make_group(offset_days=5)
+    post(
+        txn(1, "2026-03-30T11:00:00+00:00", 1000, bill="B1"),
+        {"id": "r-1", "type": "return", "customer": {"mobile": "9000000001"}, "bill_number": "B1",
+         "occurred_at": "2026-04-02T11:00:00+00:00", "gross": 200, "net": 200},
+        txn(2, "2026-04-03T11:00:00+00:00", 50, bill="B1"),  # a later bill reusing the number
+        {"id": "r-2", "type": "return", "customer": {"mobile": "9000000001"}, "bill_number": "B9",
+         "occurred_at": "2026-04-04T11:00:00+00:00", "gross": 70, "net": 70},  # no such bill
+    )  # fmt: skip
+    track(now=datetime(2026, 4, 5, tzinfo=UTC))  # all four in one batch
+    assert achieved(T(group)) == {3: Decimal(800), 4: Decimal(50)}
+
+
 def test_activities_outside_every_cycle_count_nowhere(make_group, post, track, stores):
     group = make_group(
         cycle={
