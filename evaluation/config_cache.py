@@ -11,6 +11,7 @@ import bisect
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.db.models import Count, Max
 
@@ -49,6 +50,17 @@ class TargetConfig:
     rule: Rule | None
     subs: list = field(default_factory=list)  # the target's sub-targets
     _thresholds: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def signature(self) -> tuple:
+        """Everything `kpis.contribution` reads of the target: targets with the same signature
+        get the same contribution from an activity, so it is worked out once per activity."""
+        t = self.target
+        return (
+            t.kpi, t.entity, self.rule.source if self.rule else None, t.event_name, t.attribute,
+            t.extended_field, t.extended_field_value, t.points_type,
+            tuple(t.scope_stores or ()), tuple(t.scope_zones or ()), tuple(t.scope_concepts or ()),
+        )  # fmt: skip
 
     def thresholds(self, defined) -> list:
         """[(sub-target, the value that reaches it)] for a target value: computed once per

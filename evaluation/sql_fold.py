@@ -48,13 +48,16 @@ def enabled(*, reprocess: bool) -> bool:
 
 
 def takes(tcfg) -> bool:
-    """Can this target be folded set-based (whatever the activity)?"""
-    target = tcfg.target
-    return (
-        tcfg.group.group.has_fixed_periods
-        and not is_day_based(target.kpi)
-        and not target.source_target_group_id
-    )
+    """Can this target be folded set-based (whatever the activity)? Cached on the config."""
+    taken = tcfg.__dict__.get("_set_based")
+    if taken is None:
+        target = tcfg.target
+        taken = tcfg.__dict__["_set_based"] = (
+            tcfg.group.group.has_fixed_periods
+            and not is_day_based(target.kpi)
+            and not target.source_target_group_id
+        )
+    return taken
 
 
 def split(matches: dict[int, list]) -> dict[int, list]:

@@ -163,14 +163,19 @@ def _track_batch(
         if profile is None:
             profile = profiles[customer.id] = _customer_profile(customer)
         memo: dict = {}  # rule verdicts shared by this activity's targets
+        same: dict = {}  # contribution per target signature (milestones often share one)
         for entity in config_cache.ENTITIES_FOR_ACTIVITY.get(activity.type, ()):
             for tcfg in config.targets_by_entity.get(entity, ()):
                 if only_group_id is not None and tcfg.group.group.id != only_group_id:
                     continue
                 if activity.occurred_at >= tcfg.group.end_at:
                     continue
-                c = contribution(tcfg.target, tcfg.rule, activity, tz=tz, store=config.stores.get(activity.store_code),
-                                 customer_profile=profile, allow_returns=org.allow_return_on_target, memo=memo)  # fmt: skip
+                signature = tcfg.signature
+                if signature in same:
+                    c = same[signature]
+                else:
+                    c = same[signature] = contribution(tcfg.target, tcfg.rule, activity, tz=tz, store=config.stores.get(activity.store_code),
+                                                       customer_profile=profile, allow_returns=org.allow_return_on_target, memo=memo)  # fmt: skip
                 if c is not None:
                     matches[customer.id].append((activity, tcfg, c))
     if not matches:
