@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import connection
@@ -208,7 +208,8 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
         key = (cid, tid, ordinal)
         tcfg = where[key][0]
         out.changed.append((tid, ordinal, cid, new))
-        running = new - delta_of[key].quantize(FOUR_PLACES)
+        # the row holds 4 places: PostgreSQL rounded the delta (half away from zero)
+        running = new - delta_of[key].quantize(FOUR_PLACES, rounding=ROUND_HALF_UP)
         sales = tcfg.target.kpi in SALES_KPIS
         was = achieved_at
         for activity, amount in amounts[key]:
