@@ -125,7 +125,8 @@ class Folded:
     events: list = field(default_factory=list)
     changed: list = field(default_factory=list)  # (target, cycle, customer, achieved) for ranks
     contributions: dict = field(default_factory=lambda: defaultdict(Decimal))
-    newly_achieved: dict = field(default_factory=lambda: defaultdict(list))  # cid -> [(gid, o)]
+    # customer id -> [(group id, cycle, when)] with a target reached here
+    newly_achieved: dict = field(default_factory=lambda: defaultdict(list))
 
 
 def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Folded:
@@ -221,7 +222,7 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
             if crossings(out.events, org, cid, tcfg, ordinal, defined, before, running, at,
                          achieved_at):  # fmt: skip
                 achieved_at = at
-                out.newly_achieved[cid].append((tcfg.group.group.id, ordinal))
+                out.newly_achieved[cid].append((tcfg.group.group.id, ordinal, at))
         if was is None and achieved_at is not None:
             reached.append((pid, achieved_at))
     if reached:

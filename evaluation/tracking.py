@@ -300,9 +300,8 @@ class _CustomerState:
         self.dirty: set[tuple[int, int]] = set()
         self.touched_groups: set[int] = set()
         self.loaded_targets: set[int] = set()
-        self.newly_achieved: list[
-            tuple[int, int]
-        ] = []  # (group id, cycle) with a target just reached
+        # (group id, cycle, when) with a target just reached
+        self.newly_achieved: list[tuple[int, int, datetime]] = []
 
     def load(self, preload: _Preload, matches) -> None:
         cid = self.customer.id
@@ -466,7 +465,7 @@ class _CustomerState:
         if sql_fold.crossings(self.events, self.org, self.customer.id, tcfg, row.cycle_ordinal,
                               row.target_value, old, new, at, row.achieved_at):  # fmt: skip
             row.achieved_at = at
-            self.newly_achieved.append((group.id, row.cycle_ordinal))
+            self.newly_achieved.append((group.id, row.cycle_ordinal, at))
             if group.cycle_type == CycleType.TILL_ACHIEVEMENT:
                 row.cycle_end = at
 
@@ -475,10 +474,13 @@ class _CustomerState:
         """Whole target groups reached in a cycle: every target (single tracking) or ALL/ANY of
         them (unified). Each is recorded once; unified groups send their own achievement event,
         and 'milestones achieved' targets fed by the group count one more — which may in turn
-        complete their own group (third-level tracking), so this runs until nothing changes."""
+        complete their own group (third-level tracking), so this runs until nothing changes.
+        Reached targets are taken in time order: the two folds each hand theirs over in time
+        order, and the groups they complete feed 'milestones achieved' targets in that order."""
         seen = set()
+        self.newly_achieved.sort(key=lambda reached: reached[2])
         while self.newly_achieved:
-            gid, ordinal = self.newly_achieved.pop(0)
+            gid, ordinal, _ = self.newly_achieved.pop(0)
             if (gid, ordinal) in seen or gid not in self.config.groups:
                 continue
             seen.add((gid, ordinal))

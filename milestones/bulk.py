@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
 # Fields whose Python value psycopg sends as it is (get_db_prep_save would only cost time).
@@ -178,7 +178,12 @@ def hold_references(cursor, held: dict) -> bool:
         )
         if cursor.fetchone()[0] != len(wanted):
             return False  # a row went away: let the row triggers report it
-    cursor.execute("SET LOCAL session_replication_role = replica")
+    try:
+        with transaction.atomic(using=conn.alias):  # a savepoint: a refusal aborts nothing
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError:  # the permission was taken away since it was checked
+        conn._may_hold_references = False
+        return False
     return True
 
 

@@ -358,10 +358,15 @@ class Target(models.Model):
         return self.name
 
     def value_for_cycle(self, ordinal: int):
-        from decimal import Decimal
+        """The target value of a cycle: its own period value, else the target's. Rounded to the
+        4 places a progress row keeps (half away from zero, as PostgreSQL rounds), so that a
+        crossing is decided against the value that is stored."""
+        from decimal import ROUND_HALF_UP, Decimal
 
         raw = (self.cycle_values or {}).get(str(ordinal))
-        return Decimal(str(raw)) if raw not in (None, "") else self.value
+        if raw in (None, ""):
+            return self.value
+        return Decimal(str(raw)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 class SubTarget(models.Model):

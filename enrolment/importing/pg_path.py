@@ -334,6 +334,9 @@ class PgImport:
                 counts["created_customers"] += cursor.rowcount
             created = cursor.rowcount if job.create_customers else 0
             vals = "".join(f", k.val{i}" for i in range(nvals))
+            # With the row triggers off, the customers are held against deletion until commit
+            # by the statement that reads them, as each row's foreign-key check would hold them.
+            hold = "ORDER BY c.id FOR KEY SHARE OF c" if set_based else ""
             cursor.execute(
                 f"""
                 CREATE TEMP TABLE {rows_t} ON COMMIT DROP AS
@@ -341,19 +344,13 @@ class PgImport:
                 FROM {self.checked} k
                 JOIN {customer_t} c ON c.organisation_id = {org_id} AND c.{_q(kind)} = k.norm
                 WHERE k.rn BETWEEN %s AND %s AND NOT ({any_bad})
+                {hold}
                 """,
                 [start, end],
             )
             # every customer of the chunk created just now: none has a value to update or clear
             all_new = created > 0 and created == cursor.rowcount
             cursor.execute(f"ANALYZE {rows_t}")
-            if set_based and not all_new:
-                # customers that were already there: held against deletion until commit, as
-                # each row's foreign-key check would (new ones are invisible to others anyway)
-                cursor.execute(
-                    f"SELECT count(*) FROM (SELECT 1 FROM {customer_t} c WHERE c.id IN "
-                    f"(SELECT customer_id FROM {rows_t}) ORDER BY c.id FOR KEY SHARE OF c) s"
-                )
             if nvals and target_ids:
                 cells = ", ".join(
                     f"({col.ordinal}, r.val{i})" for i, col in enumerate(spec.value_columns)

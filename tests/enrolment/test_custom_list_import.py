@@ -363,7 +363,7 @@ def test_references_checked_set_based_leave_every_later_write_checked(
     assert EnrolmentNotification.objects.count() == 2
     sql = " ".join(q["sql"] for q in ctx.captured_queries)
     assert ("session_replication_role = replica" in sql) is set_based
-    assert ("FOR KEY SHARE OF c" in sql) is set_based  # the customers that were there before
+    assert ("FOR KEY SHARE OF c" in sql) is set_based  # the customers, read and held at once
     with connection.cursor() as cursor:
         cursor.execute("SHOW session_replication_role")
         assert cursor.fetchone()[0] == "origin"
@@ -381,11 +381,13 @@ def test_references_checked_set_based_leave_every_later_write_checked(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("moment", ["just after the chunk read its customers", "later"])
 def test_a_customer_being_imported_cannot_be_deleted_until_the_chunk_commits(
-    upload, group, monkeypatch
+    upload, group, monkeypatch, moment
 ):
     """What each row's foreign-key check would hold, the set-based check holds too: another
-    connection's DELETE of a customer the chunk is writing for waits on its lock."""
+    connection's DELETE of a customer the chunk is writing for waits on its lock, from the
+    statement that reads the chunk's customers to the commit."""
     _pg_only()
     import psycopg
 
@@ -393,9 +395,8 @@ def test_a_customer_being_imported_cannot_be_deleted_until_the_chunk_commits(
 
     customer = Customer.objects.create(organisation_id=group.organisation_id, mobile="9000000001")
     outcome = []
-    notify = PgImport._notify
 
-    def delete_meanwhile(self, cursor, newly_t, targets):
+    def try_delete():
         params = connection.get_connection_params()
         with psycopg.connect(**params, autocommit=True) as other:
             other.execute("SET lock_timeout = '300ms'")
@@ -404,10 +405,26 @@ def test_a_customer_being_imported_cannot_be_deleted_until_the_chunk_commits(
                 outcome.append("deleted")
             except psycopg.errors.LockNotAvailable:
                 outcome.append("blocked")
-        return notify(self, cursor, newly_t, targets)
 
-    monkeypatch.setattr(PgImport, "_notify", delete_meanwhile)
-    status = upload(group, "mobile,P1,P2,P3\n9000000001,160,,\n9000000002,,120,\n")
+    def after_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "CREATE TEMP TABLE enrol_rows_" in sql:
+            try_delete()
+        return result
+
+    text = "mobile,P1,P2,P3\n9000000001,160,,\n9000000002,,120,\n"
+    if moment == "later":
+        notify = PgImport._notify
+
+        def delete_meanwhile(self, cursor, newly_t, targets):
+            try_delete()
+            return notify(self, cursor, newly_t, targets)
+
+        monkeypatch.setattr(PgImport, "_notify", delete_meanwhile)
+        status = upload(group, text)
+    else:
+        with connection.execute_wrapper(after_read):
+            status = upload(group, text)
     assert status["status"] == "done", status
     assert outcome == ["blocked"]
     assert values_of(group, "9000000001")[0] == Decimal(160)

@@ -223,3 +223,118 @@ def test_a_batch_mixing_both_folds_keeps_each_target_on_one_side(
     activities_track(activity_ids=ids, now=NOW)
     spend = fixed[0].targets.get()
     assert Progress.objects.get(target=spend).achieved == Decimal(300)
+
+
+def _both_ways(settings, batches: list[list[str]]):
+    """Track the batches (external ids) with the set-based fold, then again row by row."""
+    out = []
+    for flag in (True, False):
+        settings.TRACKING_SQL_FOLD = flag
+        for external_ids in batches:
+            ids = Activity.objects.filter(external_id__in=external_ids).values_list("id", flat=True)
+            activities_track(activity_ids=list(ids), now=datetime(2026, 7, 20, tzinfo=UTC))
+        out.append(snapshot())
+        forget_tracking()
+    return out
+
+
+def test_targets_reached_in_both_folds_feed_milestones_achieved_in_time_order(
+    org, make_group, post, stores, settings
+):
+    """A daily milestone with one target of each fold, feeding a weekly '2 days' target: the
+    second day counts when it was reached, whichever fold reached it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the set-based fold is PostgreSQL's")
+    org.timezone = "UTC"
+    org.award_when_target_achieved = True
+    org.save()
+    june = {"start": date(2026, 6, 1), "end": date(2026, 6, 30)}
+    daily = make_group(
+        "Daily",
+        **june,
+        cycle={
+            "type": "fixed_calendar",
+            "frequency": "daily",
+            "start": date(2026, 6, 1),
+            "count": 30,
+        },
+        targets=[
+            {"name": "A spend", "kpi": "gross_sales", "value": Decimal(100)},
+            {"name": "B walk day", "kpi": "event_days", "event_name": "Walk", "value": Decimal(1)},
+        ],
+    )
+    make_group(
+        "Weekly",
+        **june,
+        cycle={
+            "type": "fixed_calendar",
+            "frequency": "weekly",
+            "start": date(2026, 6, 1),
+            "count": 4,
+        },
+        targets=[
+            {
+                "name": "2 days",
+                "kpi": "milestones_achieved",
+                "source_target_group": daily.id,
+                "value": Decimal(2),
+            }
+        ],
+    )
+    c = {"mobile": MOBILES[0]}
+    post({"id": "t1", "type": "transaction", "customer": c, "store": "S1", "occurred_at": "2026-06-01T09:00:00+00:00", "gross": 10, "net": 10},
+         {"id": "t2", "type": "transaction", "customer": c, "store": "S1", "occurred_at": "2026-06-02T09:00:00+00:00", "gross": 100, "net": 100},
+         {"id": "w1", "type": "event", "name": "Walk", "customer": c, "occurred_at": "2026-06-01T12:00:00+00:00", "attributes": {}},
+         {"id": "t3", "type": "transaction", "customer": c, "store": "S1", "occurred_at": "2026-06-01T15:00:00+00:00", "gross": 90, "net": 90},
+         {"id": "w2", "type": "event", "name": "Walk", "customer": c, "occurred_at": "2026-06-02T18:00:00+00:00", "attributes": {}})  # fmt: skip
+    set_based, row_by_row = _both_ways(settings, [["t1", "t2", "w1"], ["t3", "w2"]])
+    assert set_based == row_by_row
+    second_day = datetime(2026, 6, 2, 18, tzinfo=UTC)
+    assert set_based[0][("2 days", MOBILES[0], 1)][2] == second_day  # achieved_at
+    assert set_based[3][("Weekly", MOBILES[0], 1)] == second_day
+
+
+def test_a_period_value_beyond_four_places_is_decided_as_stored(
+    org, make_group, post, stores, settings
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the set-based fold is PostgreSQL's")
+    org.award_when_target_achieved = True
+    org.save()
+    make_group("Spend", targets=[{"name": "Spend", "kpi": "gross_sales", "value": Decimal(1000),
+                                  "period_values": {"P3": "100.00004"}}])  # fmt: skip
+    post({"id": "t1", "type": "transaction", "customer": {"mobile": MOBILES[0]}, "store": "S1",
+          "occurred_at": "2026-03-05T09:00:00+00:00", "gross": 100, "net": 100})  # fmt: skip
+    set_based, row_by_row = _both_ways(settings, [["t1"]])
+    assert set_based == row_by_row
+    (event,) = set_based[1].values()
+    assert event[0] == "target_achieved" and event[2] == Decimal("100.0000")
+
+
+def test_a_role_without_the_permission_keeps_the_row_triggers(org):
+    """hold_references asks the database once; when the answer changes (the grant taken
+    away), the refused SET aborts nothing and the row triggers stay on."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    import os
+
+    from milestones.bulk import hold_references
+    from milestones.models import Organisation
+
+    role = f"milestones_noset_{os.getpid()}"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE {role} NOLOGIN")  # undone with the test's transaction
+            cursor.execute(f"GRANT SELECT, UPDATE ON milestones_organisation TO {role}")
+            cursor.execute(f"SET LOCAL ROLE {role}")
+            connection._may_hold_references = None
+            assert hold_references(cursor, {Organisation: [org.id]}) is False  # asked: no
+            connection._may_hold_references = True  # as if granted when first asked
+            assert hold_references(cursor, {Organisation: [org.id]}) is False  # refused
+            assert connection._may_hold_references is False
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone()[0] == "origin"
+            cursor.execute("RESET ROLE")
+        assert Organisation.objects.get(pk=org.id) == org  # the transaction is still usable
+    finally:
+        connection._may_hold_references = None
