@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from milestones.bulk import check_references_again, hold_references, insert_rows, pg_array
+from milestones.bulk import insert_rows, pg_array, references_held
 from milestones.models import EnrolmentMode, Organisation, Target, TargetGroup
 
 from . import signals
@@ -117,8 +117,10 @@ def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[i
             ignore_conflicts=True,
         )
         return
-    with connection.cursor() as cursor:
-        held = hold_references(cursor, {TargetGroup: new_by_group, Customer: customers})
+    with (
+        connection.cursor() as cursor,
+        references_held(cursor, {TargetGroup: new_by_group, Customer: customers}),
+    ):
         cursor.execute(
             f"INSERT INTO {Enrolment._meta.db_table} (organisation_id, target_group_id, "
             "customer_id, source, is_active, enrolled_at) "
@@ -132,8 +134,6 @@ def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[i
                 pg_array(customers),
             ],
         )
-        if held:
-            check_references_again(cursor)
 
 
 # --- customers ---------------------------------------------------------------------------------

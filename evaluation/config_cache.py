@@ -62,6 +62,18 @@ class TargetConfig:
             tuple(t.scope_stores or ()), tuple(t.scope_zones or ()), tuple(t.scope_concepts or ()),
         )  # fmt: skip
 
+    @cached_property
+    def additive_in_fixed_periods(self) -> bool:
+        """Can this target be folded set-based (`sql_fold`), whatever the activity: an
+        additive KPI in fixed periods, not fed by other milestones."""
+        from .kpis import is_day_based
+
+        return (
+            self.group.group.has_fixed_periods
+            and not is_day_based(self.target.kpi)
+            and not self.target.source_target_group_id
+        )
+
     def thresholds(self, defined) -> list:
         """[(sub-target, the value that reaches it)] for a target value: computed once per
         value (most customers share the default)."""

@@ -5,9 +5,9 @@ period: sales, quantity, transaction and event counts, sums, points. For those t
 rows are never read into Python: the batch's amounts are summed per customer, target and
 period, and one `INSERT ... ON CONFLICT DO UPDATE SET achieved = achieved + EXCLUDED.achieved
 ... RETURNING` creates or increments every row at once (a new row takes the customer's own
-target value from the enrolment list, else the target's default for that cycle). Its foreign keys are checked set-based
-(`milestones.bulk.hold_references`) when the database role may. The
-returned value less the batch's delta is the value before the batch; walking the batch's
+target value from the enrolment list, else the target's default for that cycle); its
+foreign keys are checked set-based (`milestones.bulk.references_held`) when the database role
+may. The returned value less the batch's delta is the value before the batch; walking the batch's
 amounts from there in time order finds each sub-target and target crossing at the activity
 that made it, exactly as the row-by-row fold does (`tracking._CustomerState`), and writes
 the same events with the same dedupe keys. A target reached here sets `achieved_at` with one
@@ -29,11 +29,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from enrolment.models import Customer, CustomerTargetValue
-from milestones.bulk import check_references_again, hold_references, pg_array
+from enrolment.models import CustomerTargetValue
+from milestones.bulk import pg_array, references_held
 from milestones.models import Organisation, Period, Target
 
-from .kpis import SALES_KPIS, is_day_based
+from .kpis import SALES_KPIS
 from .models import Progress, TargetEvent
 
 FOUR_PLACES = Decimal("0.0001")
@@ -47,19 +47,6 @@ def enabled(*, reprocess: bool) -> bool:
     )
 
 
-def takes(tcfg) -> bool:
-    """Can this target be folded set-based (whatever the activity)? Cached on the config."""
-    taken = tcfg.__dict__.get("_set_based")
-    if taken is None:
-        target = tcfg.target
-        taken = tcfg.__dict__["_set_based"] = (
-            tcfg.group.group.has_fixed_periods
-            and not is_day_based(target.kpi)
-            and not target.source_target_group_id
-        )
-    return taken
-
-
 def split(matches: dict[int, list]) -> dict[int, list]:
     """Take the set-based matches out of `matches` (customer id -> [(activity, tcfg,
     contribution)]) and return them. A customer's target is taken whole or not at all: when
@@ -70,7 +57,8 @@ def split(matches: dict[int, list]) -> dict[int, list]:
         slow_targets = {
             t.target.id
             for a, t, _ in ms
-            if not takes(t) or (a.type == "return" and t.target.kpi in SALES_KPIS)
+            if not t.additive_in_fixed_periods
+            or (a.type == "return" and t.target.kpi in SALES_KPIS)
         }
         taken = [m for m in ms if m[1].target.id not in slow_targets]
         if not taken:
@@ -170,16 +158,9 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
         pg_array([amounts[k][-1][0].occurred_at for k in keys]),
     ]
     progress_t, values_t = Progress._meta.db_table, CustomerTargetValue._meta.db_table
-    with connection.cursor() as cursor:
-        held = hold_references(
-            cursor,
-            {
-                Organisation: [org.id],
-                Customer: list(fast),
-                Target: {k[1] for k in keys},
-                Period: {p.id for p in periods},
-            },
-        )
+    held = {Organisation: [org.id], Target: {k[1] for k in keys}, Period: {p.id for p in periods}}
+    # the customers are locked FOR NO KEY UPDATE by the caller: no entry needed
+    with connection.cursor() as cursor, references_held(cursor, held):
         cursor.execute(
             f"""
             INSERT INTO {progress_t} AS p (organisation_id, updated_at, customer_id, target_id,
@@ -201,8 +182,6 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
             params,
         )
         returned = cursor.fetchall()
-        if held:
-            check_references_again(cursor)
     delta_of = dict(zip(keys, deltas, strict=True))
     reached: list[tuple[int, object]] = []  # (progress id, achieved_at)
     for pid, cid, tid, ordinal, new, defined, achieved_at in returned:

@@ -11,6 +11,7 @@ conflict handling.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -148,13 +149,13 @@ def hold_references(cursor, held: dict) -> bool:
     FOR KEY SHARE until the transaction ends, one statement per model, which is what each
     inserted row's foreign-key trigger would do (one lookup per row and key, run at commit).
     When every id is there, this transaction's row triggers are switched off with
-    `SET LOCAL session_replication_role = replica`; the caller switches them back on with
-    `check_references_again` as soon as its set-based writes are done, and a rollback switches
-    them back on by itself. The constraints stay in the schema and every other write is
-    checked as usual. `SET_BASED_REFERENCES=0` turns this off everywhere. Rows the caller holds a stronger lock on already (FOR UPDATE, FOR NO KEY
-    UPDATE), or created in this transaction, need no entry. Returns whether the triggers are
-    off; when not (another database, no permission, an id missing), nothing changed and the
-    triggers check each row as usual."""
+    `SET LOCAL session_replication_role = replica`. Use it through `references_held`, which
+    switches them back on when the set-based writes are done; a rollback does it by itself.
+    The constraints stay in the schema and every other write is checked as usual.
+    `SET_BASED_REFERENCES=0` turns this off everywhere. Rows the caller holds a stronger lock
+    on already (FOR UPDATE, FOR NO KEY UPDATE), or created in this transaction, need no entry.
+    Returns whether the triggers are off; when not (another database, no permission, an id
+    missing), nothing changed and the triggers check each row as usual."""
     conn = cursor.db
     if conn.vendor != "postgresql" or not getattr(settings, "SET_BASED_REFERENCES", True):
         return False
@@ -187,6 +188,12 @@ def hold_references(cursor, held: dict) -> bool:
     return True
 
 
-def check_references_again(cursor) -> None:
-    """End `hold_references`: row triggers on again for the rest of the transaction."""
-    cursor.execute("SET LOCAL session_replication_role = origin")
+@contextmanager
+def references_held(cursor, held: dict):
+    """`hold_references` for the writes inside the block (yields whether it held them); the
+    row triggers are on again for the rest of the transaction once the block ends. On an
+    error the transaction or savepoint rolls back, which switches them back on too."""
+    on = hold_references(cursor, held)
+    yield on
+    if on:
+        cursor.execute("SET LOCAL session_replication_role = origin")
