@@ -1,7 +1,7 @@
 """Activities in; progress and target events out."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -18,6 +18,7 @@ from milestones.permissions import ALL_ROLES
 from milestones.services.target_groups import CUSTOMER_EVENTS
 
 from . import ingest, leaderboards
+from .kpis import AMOUNT_LIMIT, to_decimal
 from .models import ActivityType, EvaluationRun, ReprocessRun, TargetEvent, TargetEventType
 from .reprocess import reprocess_start
 from .selectors import customer_milestones
@@ -26,10 +27,22 @@ AMOUNT = {
     "max_digits": 22,
     "decimal_places": 4,
     "rounding": ROUND_HALF_UP,
-    "max_value": 10**14,
-    "min_value": -(10**14),
+    "max_value": AMOUNT_LIMIT,
+    "min_value": -AMOUNT_LIMIT,
 }
+# Amounts a person pays or buys are never negative (a return is its own activity type).
+NON_NEGATIVE = {**AMOUNT, "min_value": 0}
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def bounded_numbers(values: dict) -> None:
+    """Attributes and extended fields may be summed by a target: their numbers carry the same
+    cap as an amount (beyond it a sum could overflow a customer's progress)."""
+    too_big = sorted(k for k, v in values.items() if abs(to_decimal(v)) > AMOUNT_LIMIT)
+    if too_big:
+        raise serializers.ValidationError(
+            f"{', '.join(too_big)}: a number may not exceed {AMOUNT_LIMIT:,} in size."
+        )
 
 
 class CustomerRef(serializers.Serializer):
@@ -50,11 +63,13 @@ class CustomerRef(serializers.Serializer):
 class LineItemIn(serializers.Serializer):
     sku = serializers.CharField(max_length=100, required=False, allow_blank=True)
     category = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    quantity = serializers.DecimalField(**AMOUNT, required=False, default=1)
-    gross = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    discount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    net = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    extended_fields = serializers.DictField(required=False, validators=[reject_nul])
+    quantity = serializers.DecimalField(**NON_NEGATIVE, required=False, default=1)
+    gross = serializers.DecimalField(**NON_NEGATIVE, required=False, allow_null=True)
+    discount = serializers.DecimalField(**NON_NEGATIVE, required=False, allow_null=True)
+    net = serializers.DecimalField(**NON_NEGATIVE, required=False, allow_null=True)
+    extended_fields = serializers.DictField(
+        required=False, validators=[reject_nul, bounded_numbers]
+    )
 
 
 class ActivityIn(serializers.Serializer):
@@ -66,13 +81,15 @@ class ActivityIn(serializers.Serializer):
     bill_number = serializers.CharField(
         max_length=100, required=False, allow_blank=True, allow_null=True
     )
-    gross = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    discount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    net = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
-    extended_fields = serializers.DictField(required=False, validators=[reject_nul])
+    gross = serializers.DecimalField(**NON_NEGATIVE, required=False, allow_null=True)
+    discount = serializers.DecimalField(**NON_NEGATIVE, required=False, allow_null=True)
+    net = serializers.DecimalField(**NON_NEGATIVE, required=False, allow_null=True)
+    extended_fields = serializers.DictField(
+        required=False, validators=[reject_nul, bounded_numbers]
+    )
     line_items = LineItemIn(many=True, required=False, max_length=1000)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    attributes = serializers.DictField(required=False, validators=[reject_nul])
+    attributes = serializers.DictField(required=False, validators=[reject_nul, bounded_numbers])
     regular = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     promotional = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
 
@@ -99,6 +116,17 @@ class ActivityIn(serializers.Serializer):
             raise serializers.ValidationError(
                 {"regular": ["A points activity needs regular and/or promotional points."]}
             )
+        lines = attrs.get("line_items") or []
+        for name in ("gross", "net", "discount", "quantity"):
+            total = sum((li.get(name) or 0 for li in lines), Decimal(0))
+            if total > AMOUNT_LIMIT:
+                raise serializers.ValidationError(
+                    {
+                        "line_items": [
+                            f"The line items' {name} adds up to {total:f}, over the cap of {AMOUNT_LIMIT:,}."
+                        ]
+                    }  # fmt: skip
+                )
         return attrs
 
 
@@ -136,7 +164,11 @@ class ActivitiesView(APIView):
                 return Response({"activities": messages, "items": items}, status=400)
             return Response(errors, status=400)
         items = serializer.validated_data if many else [serializer.validated_data]
-        result = ingest.activities_ingest(organisation=request.user.organisation, items=items)
+        try:
+            result = ingest.activities_ingest(organisation=request.user.organisation, items=items)
+        except ingest.IngestRefused as exc:
+            messages = [f"item {i}: {_flatten(e)}" for i, e in exc.items.items()]
+            return Response({"activities": messages, "items": exc.items}, status=400)
         return Response(
             {
                 "accepted": result.accepted,

@@ -9,19 +9,22 @@ the same batch arrive.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
 from enrolment.models import Customer
 from milestones.models import Store
 
-from .models import Activity, ActivityStatus
+from .kpis import PROGRESS_LIMIT, to_decimal
+from .models import Activity, ActivityStatus, Progress
 
 MAX_BATCH = 1000
 
@@ -33,6 +36,18 @@ class IngestResult:
     ids: list = field(default_factory=list)
     duplicate_ids: list = field(default_factory=list)
     activity_pks: list = field(default_factory=list)
+
+
+class IngestRefused(ValidationError):
+    """Items of a batch refused after the serializer (unknown store or customer, no room
+    left in a customer's progress): nothing was stored. `items` maps the item's index to
+    its errors by field, the shape the serializer's own item errors have."""
+
+    def __init__(self, errors: dict[int, dict]):
+        self.items = {str(i): e for i, e in sorted(errors.items())}
+        super().__init__(
+            {"activities": [f"item {i}: {json.dumps(e)}" for i, e in sorted(errors.items())]}
+        )
 
 
 def _identifier_key(identifiers: dict) -> tuple:
@@ -122,10 +137,9 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
             errors.setdefault(i, {})["store"] = [f"Unknown store code {item['store']!r}."]
     with transaction.atomic():
         customer_ids = _resolve_customers(organisation, items, errors)
+        _check_progress_room(items, customer_ids, errors)
         if errors:
-            raise ValidationError(
-                {"activities": [f"item {i}: {json.dumps(e)}" for i, e in sorted(errors.items())]}
-            )
+            raise IngestRefused(errors)
         rows = []
         for i, item in enumerate(items):
             rows.append(_row(organisation, item, customer_ids[i]))
@@ -149,6 +163,54 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
         pks = list(result.activity_pks)
         transaction.on_commit(lambda: queue_tracking(pks))
     return result
+
+
+# Below this a batch cannot bring any customer near PROGRESS_LIMIT: no read is needed.
+ROOM_CHECK_FROM = Decimal(10**12)
+
+
+def magnitude(item: dict) -> Decimal:
+    """The most one activity can add to any target's progress (an upper bound)."""
+    numbers = [item.get(k) for k in ("gross", "discount", "net")]
+    numbers.append(abs(to_decimal(item.get("regular"))) + abs(to_decimal(item.get("promotional"))))
+    lines = [li for li in item.get("line_items") or [] if isinstance(li, dict)]
+    for name in ("gross", "net", "quantity"):
+        numbers.append(sum((abs(to_decimal(li.get(name))) for li in lines), Decimal(0)))
+    for extra in [item.get("attributes") or {}, item.get("extended_fields") or {}] + [
+        li.get("extended_fields") or {} for li in lines
+    ]:
+        if isinstance(extra, dict):
+            numbers.extend(extra.values())
+    return max((abs(to_decimal(n)) for n in numbers), default=Decimal(0))
+
+
+def _check_progress_room(items, customer_ids: dict[int, int], errors: dict) -> None:
+    """Refuse an activity that would take its customer's progress past PROGRESS_LIMIT (a
+    numeric overflow would poison every read of that row). Only customers with a large
+    batch are read: one query for all of them."""
+    sizes = {i: magnitude(item) for i, item in enumerate(items) if i in customer_ids}
+    per_customer: dict[int, Decimal] = defaultdict(Decimal)
+    for i, size in sizes.items():
+        per_customer[customer_ids[i]] += size
+    large = [cid for cid, total in per_customer.items() if total >= ROOM_CHECK_FROM]
+    if not large:
+        return
+    running = dict(
+        Progress.objects.filter(customer_id__in=large)
+        .values("customer_id")
+        .annotate(top=Max("achieved"))
+        .values_list("customer_id", "top")
+    )
+    for i, size in sizes.items():
+        cid = customer_ids[i]
+        if cid not in per_customer or per_customer[cid] < ROOM_CHECK_FROM:
+            continue
+        running[cid] = (running.get(cid) or Decimal(0)) + size
+        if running[cid] >= PROGRESS_LIMIT:
+            errors.setdefault(i, {})["gross"] = [
+                f"This activity would take the customer's progress past {PROGRESS_LIMIT:,f}; "
+                "it is refused."
+            ]
 
 
 PAYLOAD_FIELDS = (

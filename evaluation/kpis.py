@@ -23,6 +23,29 @@ SALES_KPIS = ("gross_sales", "net_sales", "quantity")
 DAY_KPIS = ("days_of_activity", "event_days", "customer_event_days")
 DAILY_MAX_KPIS = ("event_daily_max_sum",)
 
+# An amount (and each number a target may sum) is at most this in size; the sum of a
+# transaction's line items too. Progress is stored as numeric(22, 4) (below 10**18): a
+# customer's value for one target and cycle may not pass PROGRESS_LIMIT, checked at ingest
+# and again when it is folded (the activity that would pass it fails alone, see tracking).
+AMOUNT_LIMIT = 10**14
+PROGRESS_LIMIT = Decimal(10**17)
+
+
+class ProgressOverflow(Exception):
+    """Folding an activity would take a progress value past PROGRESS_LIMIT."""
+
+    def __init__(self, activity_id, value):
+        self.activity_id = activity_id
+        super().__init__(
+            f"Activity {activity_id} would take a progress value to {value:f}, past the "
+            f"limit of {PROGRESS_LIMIT:,f}; it was not counted."
+        )
+
+
+def check_progress(activity, value: Decimal) -> None:
+    if abs(value) >= PROGRESS_LIMIT:
+        raise ProgressOverflow(getattr(activity, "id", None), value)
+
 
 @dataclass(frozen=True)
 class Contribution:

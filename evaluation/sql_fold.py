@@ -33,7 +33,7 @@ from enrolment.models import CustomerTargetValue
 from milestones.bulk import pg_array, references_held
 from milestones.models import Organisation, Period, Target
 
-from .kpis import SALES_KPIS
+from .kpis import SALES_KPIS, check_progress
 from .models import Progress, TargetEvent
 
 FOUR_PLACES = Decimal("0.0001")
@@ -194,6 +194,7 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
         was = achieved_at
         for activity, amount in amounts[key]:
             before, running = running, running + amount
+            check_progress(activity, running)
             if sales and activity.bill_number:
                 # kept where a return may need to find the cycle that counted its bill
                 out.contributions[(activity.id, pid)] += amount

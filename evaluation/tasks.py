@@ -5,9 +5,6 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db import OperationalError
-from django.utils import timezone
-
-from .models import Activity, ActivityStatus
 
 log = logging.getLogger(__name__)
 TRACK_CHUNK = 1000
@@ -45,13 +42,11 @@ def _after_tracking(result) -> None:
 
 @shared_task
 def track_sweep_pending(older_than_seconds: int = 30, limit: int = 10000) -> int:
-    """Re-queue activities left pending (a lost message, a broker outage, a killed worker)."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        Activity.objects.filter(status=ActivityStatus.PENDING, received_at__lt=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
+    """Re-queue activities left pending (a lost message, a broker outage, a killed worker)
+    and failed ones due for a retry, up to `limit` per organisation."""
+    from .tracking import activities_due
+
+    ids = activities_due(older_than=timedelta(seconds=older_than_seconds), per_organisation=limit)
     queue_tracking(ids)
     return len(ids)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from enrolment.models import Customer, CustomerTargetValue
@@ -27,7 +28,14 @@ from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
 from . import config_cache, ranks, sql_fold
-from .kpis import DAILY_MAX_KPIS, SALES_KPIS, Contribution, contribution, is_day_based
+from .kpis import (
+    DAILY_MAX_KPIS,
+    SALES_KPIS,
+    Contribution,
+    check_progress,
+    contribution,
+    is_day_based,
+)
 from .models import (
     Activity,
     ActivityStatus,
@@ -67,6 +75,11 @@ def activities_track(
     """Track the given activities (those still pending; or, when reprocessing, any).
 
     `now` decides which cycles are still open (end + offset days); it defaults to the clock.
+
+    No poison pills: a batch that fails is tracked again customer by customer, and a customer
+    that fails activity by activity; the activity that fails alone is marked failed with its
+    error (`activity_failed`) and the others are tracked. A transient database error
+    (`OperationalError`) is not isolated: it fails the task, which Celery retries.
     """
     result = TrackResult()
     rows = (
@@ -80,7 +93,7 @@ def activities_track(
     for org_id, customer_ids in by_org.items():
         ordered = sorted(customer_ids)
         for start in range(0, len(ordered), BATCH_CUSTOMERS):
-            _track_batch(
+            _track_isolated(
                 org_id,
                 ordered[start : start + BATCH_CUSTOMERS],
                 activity_ids,
@@ -90,6 +103,112 @@ def activities_track(
                 now=now,
             )
     return result
+
+
+def _track_isolated(org_id, customer_ids, activity_ids, result: TrackResult, **options) -> None:
+    """`_track_batch`, narrowed down to the failing customer, then activity, on an error."""
+    try:
+        _track_merged(org_id, customer_ids, activity_ids, result, options)
+        return
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - isolate whatever it is; logged and recorded
+        if len(customer_ids) > 1:
+            log.warning(
+                "tracking batch of %d customers failed (%s); isolating", len(customer_ids), exc
+            )
+            for cid in customer_ids:
+                _track_isolated(org_id, [cid], activity_ids, result, **options)
+            return
+    # One customer: its activities one at a time, in time order.
+    (cid,) = customer_ids
+    wanted = set(activity_ids)
+    qs = Activity.objects.filter(customer_id=cid, id__in=wanted)
+    if not options.get("reprocess"):
+        qs = qs.filter(status=ActivityStatus.PENDING)
+    ids = list(qs.order_by("occurred_at", "id").values_list("id", flat=True))
+    if options.get("reprocess") and options.get("only_group_id") is not None:
+        with transaction.atomic():
+            list(Customer.objects.select_for_update(no_key=True).filter(pk=cid).values_list("pk"))
+            reset_group_state(customer_ids=[cid], group_id=options["only_group_id"])
+        options = {**options, "reset": False}
+    for aid in ids:
+        try:
+            _track_merged(org_id, [cid], [aid], result, options)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this is the poison: mark it, go on
+            log.warning("activity %s failed tracking: %s", aid, exc)
+            activity_failed(activity_id=aid, error=exc, tracked=options.get("reprocess", False))
+
+
+MAX_ATTEMPTS = 3  # automatic attempts at a failed activity; then a person retries it
+
+
+def activities_retry(*, organisation_id: int, activity_ids) -> list[int]:
+    """Put failed activities (of this organisation) back to pending, their error cleared;
+    returns the ids to queue. A person's retry also restarts the automatic attempts."""
+    qs = Activity.objects.filter(
+        organisation_id=organisation_id, id__in=list(activity_ids), status=ActivityStatus.FAILED
+    )
+    ids = list(qs.values_list("id", flat=True))
+    Activity.objects.filter(id__in=ids, status=ActivityStatus.FAILED).update(
+        status=ActivityStatus.PENDING, error="", attempts=0
+    )
+    return ids
+
+
+def activities_due(*, older_than, per_organisation: int) -> list[int]:
+    """What the sweep queues, per organisation (one tenant's backlog never delays another's):
+    activities left pending (a lost message, a broker outage, a killed worker), and failed ones
+    due for an automatic retry (1 minute after the first failure, then 4), which go back to
+    pending here. Failed activities past MAX_ATTEMPTS wait for a person."""
+    now = timezone.now()
+    due_failed = Q(pk__in=[])
+    for attempts in range(1, MAX_ATTEMPTS):
+        due_failed |= Q(
+            attempts=attempts,
+            processed_at__lt=now - timedelta(minutes=4 ** (attempts - 1)),
+        )
+    retry = Activity.objects.filter(due_failed, status=ActivityStatus.FAILED)
+    retry.update(status=ActivityStatus.PENDING)
+    pending = Activity.objects.filter(
+        status=ActivityStatus.PENDING, received_at__lt=now - older_than
+    )
+    ids: list[int] = []
+    orgs = pending.values_list("organisation_id", flat=True).distinct()
+    for org_id in sorted(set(orgs)):
+        ids += list(
+            pending.filter(organisation_id=org_id)
+            .order_by("id")
+            .values_list("id", flat=True)[:per_organisation]
+        )
+    return ids
+
+
+def _track_merged(org_id, customer_ids, activity_ids, result: TrackResult, options) -> None:
+    """A batch that rolls back leaves `result` as it was."""
+    part = TrackResult()
+    _track_batch(org_id, customer_ids, activity_ids, part, **options)
+    result.activities += part.activities
+    result.events.extend(part.events)
+    result.achieved_targets |= part.achieved_targets
+
+
+def activity_failed(*, activity_id: int, error: Exception | str, tracked: bool = False) -> None:
+    """Record a failed activity: its error, one more attempt. The sweep retries it after a
+    backoff until MAX_ATTEMPTS; then it waits for a person (the admin's retry action).
+    `tracked`: reprocessing found it failing (it was done; it no longer counts)."""
+    text = str(error) or type(error).__name__
+    qs = Activity.objects.filter(pk=activity_id)
+    if not tracked:  # a racing worker may have tracked it meanwhile: then it stays done
+        qs = qs.exclude(status=ActivityStatus.DONE)
+    qs.update(
+        status=ActivityStatus.FAILED,
+        error=text[:2000],
+        attempts=F("attempts") + 1,
+        processed_at=timezone.now(),
+    )
 
 
 def reset_group_state(*, customer_ids, group_id: int) -> None:
@@ -120,6 +239,7 @@ def _track_batch(
     reprocess=False,
     only_group_id=None,
     now=None,
+    reset=True,
 ) -> None:
     """One transaction for a batch of customers, locked in id order (no deadlocks between
     workers); a fixed number of statements whatever the batch size."""
@@ -135,7 +255,7 @@ def _track_batch(
     now = now or timezone.now()
     locked = list(customers)
     qs = Activity.objects.filter(id__in=activity_ids, customer_id__in=locked)
-    if reprocess and only_group_id is not None:
+    if reprocess and only_group_id is not None and reset:
         # Rebuild these customers' state for the milestone from scratch, under the lock.
         reset_group_state(customer_ids=locked, group_id=only_group_id)
     if reprocess:
@@ -411,6 +531,7 @@ class _CustomerState:
             new = sum(days.values(), ZERO) if target.kpi in DAILY_MAX_KPIS else Decimal(len(days))
         else:
             new = old + c.amount
+            check_progress(activity, new)
         row.achieved = new
         row.reached_at = at if row.reached_at is None else max(row.reached_at, at)
         self.dirty.add(key)

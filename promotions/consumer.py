@@ -27,6 +27,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from evaluation.models import Activity, TargetEvent
@@ -41,6 +42,7 @@ from .models import (
     AwardStatus,
     Communication,
     CommunicationKind,
+    ConsumeFailure,
     Coupon,
     PointsBasis,
     Promotion,
@@ -68,6 +70,7 @@ def feed_max_depth() -> int:
 class ConsumeResult:
     claimed: int = 0
     skipped: int = 0  # already consumed by someone else
+    failed: int = 0  # failed and recorded (ConsumeFailure); the others went on
     awards: list = field(default_factory=list)  # ids of Award rows written
     messages: list = field(default_factory=list)  # ids of Message rows written
 
@@ -120,10 +123,15 @@ def target_events_consume(
     *, event_ids=None, now: datetime | None = None, limit: int = 1000
 ) -> ConsumeResult:
     """Consume target events (the given ids, or the oldest unconsumed ones): run the
-    matching promotions' actions once each. Safe to call twice or concurrently."""
+    matching promotions' actions once each. Safe to call twice or concurrently.
+
+    No poison pills: an event whose consumption fails rolls back alone, its error is recorded
+    (`ConsumeFailure`, shown in the admin with a retry action) and the others go on. A
+    transient database error (`OperationalError`) fails the task, which Celery retries."""
     if event_ids is None:
         ids = list(
             TargetEvent.objects.filter(consumed_at__isnull=True)
+            .exclude(consume_failure__attempts__gte=ConsumeFailure.MAX_ATTEMPTS)
             .order_by("id")
             .values_list("id", flat=True)[:limit]
         )
@@ -131,9 +139,90 @@ def target_events_consume(
         ids = sorted(set(event_ids))
     result = ConsumeResult()
     cache = _Cache()
+    failed_before = set(
+        ConsumeFailure.objects.filter(event_id__in=ids).values_list("event_id", flat=True)
+    )
     for event_id in ids:
-        _consume_one(event_id, now or timezone.now(), result, cache)
+        part = ConsumeResult()
+        try:
+            _consume_one(event_id, now or timezone.now(), part, cache, event_id in failed_before)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the poison: recorded on its row, others go on
+            log.exception("consuming target event %s failed", event_id)
+            event_consume_failed(event_id=event_id, error=exc)
+            result.failed += 1
+            continue
+        result.claimed += part.claimed
+        result.skipped += part.skipped
+        result.awards.extend(part.awards)
+        result.messages.extend(part.messages)
     return result
+
+
+def event_consume_failed(*, event_id: int, error: Exception | str) -> None:
+    """One more failed attempt at consuming the event, with its error."""
+    text = (str(error) or type(error).__name__)[:2000]
+    now = timezone.now()
+    with transaction.atomic():
+        updated = ConsumeFailure.objects.filter(event_id=event_id).update(
+            attempts=F("attempts") + 1, error=text, failed_at=now
+        )
+        if updated:
+            return
+        org_id = (
+            TargetEvent.objects.filter(pk=event_id)
+            .values_list("organisation_id", flat=True)
+            .first()
+        )
+        if org_id is None:
+            return
+        try:
+            with transaction.atomic():
+                ConsumeFailure.objects.create(
+                    organisation_id=org_id, event_id=event_id, error=text, failed_at=now
+                )
+        except IntegrityError:  # a racing consumer recorded it first
+            ConsumeFailure.objects.filter(event_id=event_id).update(
+                attempts=F("attempts") + 1, error=text, failed_at=now
+            )
+
+
+def events_retry(*, organisation_id: int, event_ids) -> list[int]:
+    """A person's retry: forget the failures of these events (of this organisation) so the
+    automatic attempts start again; returns the ids to queue."""
+    ids = list(
+        ConsumeFailure.objects.filter(
+            organisation_id=organisation_id, event_id__in=list(event_ids)
+        ).values_list("event_id", flat=True)
+    )
+    ConsumeFailure.objects.filter(event_id__in=ids).delete()
+    return ids
+
+
+def events_due(*, older_than: timedelta, per_organisation: int) -> list[int]:
+    """What the sweep queues: per organisation (one tenant's backlog never delays another's),
+    its oldest unconsumed events, without those whose failures used up their automatic
+    attempts or wait for their backoff (1 minute after the first, then 4)."""
+    now = timezone.now()
+    unconsumed = TargetEvent.objects.filter(
+        consumed_at__isnull=True, created_at__lt=now - older_than
+    )
+    waiting = Q(consume_failure__attempts__gte=ConsumeFailure.MAX_ATTEMPTS)
+    for attempts in range(1, ConsumeFailure.MAX_ATTEMPTS):
+        backoff = timedelta(minutes=4 ** (attempts - 1))
+        waiting |= Q(
+            consume_failure__attempts=attempts, consume_failure__failed_at__gt=now - backoff
+        )
+    due = unconsumed.exclude(waiting)
+    ids: list[int] = []
+    for org_id in sorted(set(due.values_list("organisation_id", flat=True).distinct())):
+        ids += list(
+            due.filter(organisation_id=org_id)
+            .order_by("id")
+            .values_list("id", flat=True)[:per_organisation]
+        )
+    return ids
 
 
 def activities_for(event: TargetEvent) -> tuple[str, ...]:
@@ -147,7 +236,9 @@ def activities_for(event: TargetEvent) -> tuple[str, ...]:
 
 
 @transaction.atomic
-def _consume_one(event_id: int, now: datetime, result: ConsumeResult, cache: _Cache) -> None:
+def _consume_one(
+    event_id: int, now: datetime, result: ConsumeResult, cache: _Cache, failed_before: bool
+) -> None:
     claimed = TargetEvent.objects.filter(pk=event_id, consumed_at__isnull=True).update(
         consumed_at=now
     )
@@ -155,6 +246,8 @@ def _consume_one(event_id: int, now: datetime, result: ConsumeResult, cache: _Ca
         result.skipped += 1
         return
     result.claimed += 1
+    if failed_before:
+        ConsumeFailure.objects.filter(event_id=event_id).delete()
     event = (
         TargetEvent.objects.select_related(
             "organisation",

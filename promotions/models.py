@@ -530,3 +530,30 @@ class TargetValueSeen(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} {self.target_id} C{self.cycle_ordinal} = {self.value}"
+
+
+class ConsumeFailure(models.Model):
+    """A target event whose consumption failed (the poison-pill policy): the error, how many
+    automatic attempts it had, and when. The event stays unconsumed; the sweep retries it
+    after a backoff until MAX_ATTEMPTS, then it waits for a person (the admin's retry action).
+    Consumed successfully, the row is deleted."""
+
+    MAX_ATTEMPTS = 3
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    event = models.OneToOneField(
+        TargetEvent, on_delete=models.CASCADE, related_name="consume_failure"
+    )
+    attempts = models.PositiveIntegerField(default=1)
+    error = models.TextField()
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "target event that failed consumption"
+
+    def __str__(self):
+        return f"event {self.event_id}: {self.attempts} attempt(s)"
+
+    @property
+    def exhausted(self) -> bool:
+        return self.attempts >= self.MAX_ATTEMPTS

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db import OperationalError, transaction
-from django.utils import timezone
 
 log = logging.getLogger(__name__)
 CONSUME_CHUNK = 100
@@ -50,18 +49,12 @@ def consume_target_events(event_ids: list[int]) -> int:
 
 @shared_task
 def consume_sweep(older_than_seconds: int = 30, limit: int = 5000) -> int:
-    """Queue target events nobody consumed (lost message, broker outage, killed worker),
-    and send emails left pending."""
-    from evaluation.models import TargetEvent
-
+    """Queue target events nobody consumed (lost message, broker outage, killed worker, a
+    failure due for its retry), up to `limit` per organisation, and send emails left pending."""
+    from .consumer import events_due
     from .messaging import messages_release_stale
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        TargetEvent.objects.filter(consumed_at__isnull=True, created_at__lt=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
+    ids = events_due(older_than=timedelta(seconds=older_than_seconds), per_organisation=limit)
     queue_consumption(ids)
     messages_release_stale()
     try:
