@@ -258,6 +258,23 @@ class TargetEvent(models.Model):
     def __str__(self):
         return f"{self.type} {self.dedupe_key}"
 
+    @property
+    def achievement(self) -> str:
+        """What this event reports, as one key: the customer, the target (or the milestone of
+        a unified one), the cycle and the trigger (target reached, sub-target S reached, cycle
+        end, enrolled). A promotion pays an achievement at most once (promotions' ledger)."""
+        return achievement_key(
+            self.type, self.target_id, self.target_group_id, self.customer_id,
+            self.cycle_ordinal, self.sub_target_id,
+        )  # fmt: skip
+
+
+def achievement_key(etype, target_id, group_id, customer_id, cycle, sub_target_id) -> str:
+    what = f"t{target_id}" if target_id else f"g{group_id}"
+    return f"{etype}:{what}:c{customer_id}:{cycle or 0}" + (
+        f":s{sub_target_id}" if sub_target_id else ""
+    )
+
 
 class RunStatus(models.TextChoices):
     PENDING = "pending", "Pending"

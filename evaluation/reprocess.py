@@ -16,7 +16,7 @@ from enrolment.models import Customer
 from milestones.cycles import day_start
 from milestones.models import TargetGroup
 
-from . import ranks
+from . import hooks, ranks
 from .models import (
     Activity,
     ActivityStatus,
@@ -92,9 +92,11 @@ def reprocess_execute(*, run_id: int, progress=None) -> ReprocessRun | None:
             batch = customers[start : start + CUSTOMERS_PER_BATCH]
             rows = list(activities.filter(customer_id__in=batch).values_list("id", "customer_id"))
             _reset(group, set(batch) - {c for _, c in rows})
-            activities_track(
+            result = activities_track(
                 activity_ids=[i for i, _ in rows], reprocess=True, only_group_id=group.id
             )
+            # the new events go to promotions exactly as live tracking's do
+            hooks.run_after_tracking(result)
             ReprocessRun.objects.filter(pk=run.pk).update(processed=F("processed") + len(batch))
             if progress:
                 progress(min(start + len(batch), len(customers)), len(customers))

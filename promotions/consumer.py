@@ -235,6 +235,17 @@ def activities_for(event: TargetEvent) -> tuple[str, ...]:
     return activities
 
 
+def hears(rule, event: TargetEvent) -> bool:
+    """A promotion hears the events of the targets its condition names (by target or
+    milestone name), or every target event when it names none. So an achievement of another
+    milestone never makes a condition about ABC pay again, booked to the wrong milestone."""
+    names = rule.target_names
+    if not names:
+        return True
+    own = event.target.name if event.target_id else None
+    return own in names or event.target_group.name in names
+
+
 @transaction.atomic
 def _consume_one(
     event_id: int, now: datetime, result: ConsumeResult, cache: _Cache, failed_before: bool
@@ -266,7 +277,7 @@ def _consume_one(
     live = [
         (p, rule, actions)
         for p, rule, actions in cache.promotions(event.organisation_id)
-        if p.activity in activities and p.is_live_on(day)
+        if p.activity in activities and p.is_live_on(day) and hears(rule, event)
     ]
     if live:
         names = set()
@@ -351,6 +362,7 @@ class _EventRun:
             organisation_id=event.organisation_id,
             promotion=promotion,
             event=event,
+            achievement=event.achievement,
             action_index=action.position,
             type=action.type,
             customer_id=event.customer_id,

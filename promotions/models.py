@@ -345,6 +345,11 @@ class Award(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
     promotion = models.ForeignKey(Promotion, on_delete=models.PROTECT, related_name="awards")
     event = models.ForeignKey(TargetEvent, on_delete=models.PROTECT, related_name="awards")
+    achievement = models.CharField(
+        max_length=200,
+        help_text="What was paid for: the customer, target, cycle and trigger (target reached, "
+        "sub-target S reached, cycle end), as TargetEvent.achievement spells it.",
+    )
     action_index = models.PositiveIntegerField()
     type = models.CharField(max_length=20, choices=ActionType.choices)
     status = models.CharField(max_length=10, choices=AwardStatus.choices)
@@ -381,6 +386,11 @@ class Award(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["promotion", "event", "action_index"], name="award_once_per_action"
+            ),
+            # exactly once per achievement: whatever event carries it again
+            models.UniqueConstraint(
+                fields=["promotion", "achievement", "action_index"],
+                name="award_once_per_achievement",
             ),
             models.CheckConstraint(
                 condition=Q(points__isnull=True) | Q(points__gte=0),

@@ -161,6 +161,17 @@ def _enrolled_without_progress(event, missing, instant) -> dict[str, tuple]:
     return out
 
 
+def milestone_triggers(event: TargetEvent) -> list[str]:
+    """`targetMilestoneTrigger`: the sub-target that fired, on a sub-target event. On a
+    cycle-end event, the sub-targets reached in the cycle only when the award switch is
+    Inactive: with it Active they were delivered at once, and "the configuration settings
+    determine whether sub-target actions take effect immediately or at the end of the
+    period" (reference 001, use case 6) — one or the other, never both."""
+    if event.type == "period_elapsed" and event.organisation.award_when_target_achieved:
+        return []
+    return list(event.milestone_triggers or [])
+
+
 def event_profile(event: TargetEvent, names, index: NameIndex) -> EventProfile:
     """The `currentEvent` profile; `targets` only for the names the rules read."""
     return EventProfile(
@@ -175,7 +186,7 @@ def event_profile(event: TargetEvent, names, index: NameIndex) -> EventProfile:
         targets=event_targets(event, names, index) if names else {},
         is_target_achieved_event=bool(event.is_target_achieved_event),
         milestone_value_defined=event.milestone_value_defined,
-        target_milestone_trigger=list(event.milestone_triggers or []),
+        target_milestone_trigger=milestone_triggers(event),
         target_name=event_target_name(event),
         target_period=event.period_name or "",
     )

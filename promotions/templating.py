@@ -110,8 +110,13 @@ def format_number(value) -> str:
     return f"{number:.2f}"
 
 
+#: what a text placeholder shows when the customer has no such value: "Hi there", never "Hi ,"
+FALLBACKS = {"customer.name": "there"}
+
+
 def render(template: str, values: dict) -> str:
-    """Render with the whitelisted `values` (keys as in PLACEHOLDERS); missing ones are ''."""
+    """Render with the whitelisted `values` (keys as in PLACEHOLDERS); missing ones are ''
+    (or their FALLBACKS entry)."""
     out = []
     for literal, name, spec, _conversion in string.Formatter().parse(template):
         out.append(literal)
@@ -120,6 +125,8 @@ def render(template: str, values: dict) -> str:
         if name not in PLACEHOLDERS:  # validated at save; never resolved anyway
             raise TemplateError(f"Unknown placeholder {{{name}}}")
         value = values.get(name)
+        if value is None or value == "":
+            value = FALLBACKS.get(name)
         if value is None:
             continue
         if name in NUMERIC:

@@ -112,7 +112,7 @@ def test_use_case_3_message_to_every_customer_at_the_end_of_the_cycle(
     sms = {m.recipient: (m.body, m.status) for m in Message.objects.all()}
     assert sms == {
         "9000000001": ("Hi Asha, ABC P1 is over: you reached 1200 of 1000.", "pending"),
-        "9000000002": ("Hi , ABC P1 is over: you reached 300 of 1000.", "pending"),
+        "9000000002": ("Hi there, ABC P1 is over: you reached 300 of 1000.", "pending"),
     }
     assert set(Award.objects.values_list("type", "status")) == {("send_message", "done")}
 
@@ -263,21 +263,21 @@ def test_use_case_6_with_the_switch_inactive_the_sub_target_action_waits_for_the
     assert message.body.startswith("ABC70: 750 of 1000, 250 to go")
 
 
-def test_use_case_6_on_target_period_elapsed_with_the_switch_active_the_trigger_fires_twice(
+def test_use_case_6_with_the_switch_active_pays_at_once_and_only_then(
     org, make_group, promo, post, run
 ):
-    """Like the award switch table's third row: every target event reaches a "target period
-    elapsed" promotion, and the cycle-end event lists the sub-targets reached in the cycle."""
+    """Issue 16: "the configuration settings determine whether sub-target actions take effect
+    immediately or at the end of the period" -- one or the other, never both. With the switch
+    Active the cycle-end event no longer lists the sub-targets already delivered."""
     set_switch(org, True)
     make_group("ABC", targets=SUB_70)
     promo('currentEvent.targetMilestoneTrigger.contains("ABC70")', MESSAGE_70)
     post(txn(1, "2026-03-04T10:00:00+00:00", 750))
     run()
+    assert [m.award.event.type for m in Message.objects.all()] == ["sub_target_achieved"]
     close_cycles(AFTER_MARCH)
-    assert [m.award.event.type for m in Message.objects.order_by("id")] == [
-        "sub_target_achieved",
-        "period_elapsed",
-    ]
+    assert TargetEvent.objects.get(type="period_elapsed").consumed_at is not None
+    assert [m.award.event.type for m in Message.objects.order_by("id")] == ["sub_target_achieved"]
 
 
 # --- Reference 004: targets for B2B programs ---------------------------------------------

@@ -1,0 +1,159 @@
+"""The condition doctor: what a promotion's condition will do with the organisation's award
+switch and the milestones it names, found when it is saved.
+
+Warnings never block a save (errors — a syntax error, an unknown profile — still do, in
+`Promotion.clean`). Each has a stable `code` and a message a configurer can act on:
+
+| code | when |
+|---|---|
+| `strict_greater` | `targetAchieved("T") > targetDefined("T")`: false when the target is reached exactly, so the achievement event pays nothing (suggest `>=`) |
+| `never_achieved_event` | `isTargetAchievedEvent == true` while the award switch is Inactive: no achievement event is ever sent, so it never pays |
+| `pays_twice` | no `isTargetAchievedEvent` clause while the switch is Active: the achievement event and the cycle-end event both make it true (the reference's documented double award) |
+| `unknown_target` | a named target or milestone that exists in no live or upcoming milestone |
+| `unknown_sub_target` | `targetMilestoneTrigger.contains("S")` where no named target has a sub-target S |
+
+The checks read the condition's text after it has compiled (the names are the literals the
+compiler found); they are about meaning, not syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from milestones.models import SubTarget, Target, TargetGroup
+
+from .models import PromotionActivity
+from .rules import RuleError, compile_rule
+
+_NAME = r'"((?:[^"\\]|\\.)*)"'
+_EV = r"(?:currentEvent\s*\.\s*)?"
+STRICT = [
+    re.compile(rf"{_EV}targetAchieved\(\s*{_NAME}\s*\)\s*>(?!=)\s*{_EV}targetDefined\(\s*{_NAME}\s*\)"),
+    re.compile(rf"{_EV}targetDefined\(\s*{_NAME}\s*\)\s*<(?!=)\s*{_EV}targetAchieved\(\s*{_NAME}\s*\)"),
+]  # fmt: skip
+ACHIEVED_EVENT = re.compile(r"isTargetAchievedEvent")
+ACHIEVED_EVENT_TRUE = re.compile(
+    r"isTargetAchievedEvent\s*==\s*true|true\s*==\s*[\w.]*isTargetAchievedEvent"
+    r"|isTargetAchievedEvent\s*(?=$|&&|\|\||\))"
+)
+TRIGGER = re.compile(rf"targetMilestoneTrigger\s*\.\s*contains\(\s*{_NAME}\s*\)")
+
+
+@dataclass(frozen=True)
+class Warning:
+    code: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+def condition_warnings(
+    *, organisation, condition: str, activity: str = PromotionActivity.TARGET_PERIOD_ELAPSED
+) -> list[Warning]:
+    """What the condition will do; [] when it does not compile (the save refuses it)."""
+    try:
+        rule = compile_rule(condition, purpose="promotion")
+    except RuleError:
+        return []
+    text = condition
+    out: list[Warning] = []
+    for pattern in STRICT:
+        for m in pattern.finditer(text):
+            if m.group(1) == m.group(2):
+                out.append(Warning("strict_greater", (
+                    f'"{m.group(0)}" is false when "{m.group(1)}" is reached exactly, so the '
+                    "achievement pays nothing; write >= to pay at the target."
+                )))  # fmt: skip
+    switch = organisation.award_when_target_achieved
+    hears_cycle = activity == PromotionActivity.TARGET_PERIOD_ELAPSED
+    if not switch and ACHIEVED_EVENT_TRUE.search(text):
+        out.append(Warning("never_achieved_event", (
+            "isTargetAchievedEvent == true never holds: ENABLE_AWARD_WHEN_TARGET_ACHIEVED is "
+            "Inactive, so only the cycle-end event is sent and this promotion never pays. "
+            "Remove the clause (or write == false) to pay at the cycle end."
+        )))  # fmt: skip
+    if switch and hears_cycle and not ACHIEVED_EVENT.search(text):
+        out.append(Warning("pays_twice", (
+            "ENABLE_AWARD_WHEN_TARGET_ACHIEVED is Active and the condition has no "
+            "isTargetAchievedEvent clause: it can pay at the achievement and again at the cycle "
+            "end. Add isTargetAchievedEvent == true (at once) or == false (at the cycle end)."
+        )))  # fmt: skip
+    names = set(rule.target_names)
+    if names:
+        current = _current_names(organisation)
+        for name in sorted(names - current):
+            out.append(Warning("unknown_target", (
+                f'"{name}" is not a target or milestone of any live or upcoming milestone: '
+                "this part of the condition matches nothing."
+            )))  # fmt: skip
+    wanted_subs = [m.group(1) for m in TRIGGER.finditer(text)]
+    if wanted_subs:
+        subs = SubTarget.objects.filter(target__organisation_id=organisation.id)
+        if names:
+            subs = subs.filter(
+                target__in=Target.objects.filter(organisation_id=organisation.id).filter(
+                    _named(names)
+                )
+            )
+        have = set(subs.values_list("name", flat=True))
+        for sub in wanted_subs:
+            if sub not in have:
+                where = "the targets it names" if names else "any target"
+                out.append(Warning("unknown_sub_target", (
+                    f'No sub-target "{sub}" in {where}: targetMilestoneTrigger.contains("{sub}") '
+                    "is never true."
+                )))  # fmt: skip
+    return out
+
+
+def _named(names):
+    from django.db.models import Q
+
+    return Q(name__in=names) | Q(target_group__name__in=names)
+
+
+def _current_names(organisation) -> set[str]:
+    """Target and milestone names of the organisation's live and upcoming milestones."""
+    from django.utils import timezone
+
+    today = timezone.now().astimezone(organisation.tzinfo).date()
+    groups = TargetGroup.objects.filter(organisation_id=organisation.id, end__gte=today)
+    names = set(groups.values_list("name", flat=True))
+    names |= set(Target.objects.filter(target_group__in=groups).values_list("name", flat=True))
+    return names
+
+
+def switch_change_affects(*, organisation, new_value: bool) -> list[dict]:
+    """The active promotions on target events whose meaning changes when the award switch
+    becomes `new_value`: every 'target period elapsed' promotion not yet ended (immediate
+    events reach it or stop reaching it), each with what the doctor will then say."""
+    from django.utils import timezone
+
+    from .models import Promotion
+
+    if bool(organisation.award_when_target_achieved) == bool(new_value):
+        return []
+    today = timezone.now().astimezone(organisation.tzinfo).date()
+    before = organisation.award_when_target_achieved
+    out = []
+    qs = Promotion.objects.filter(
+        organisation_id=organisation.id,
+        is_active=True,
+        activity=PromotionActivity.TARGET_PERIOD_ELAPSED,
+        end__gte=today,
+    ).order_by("name")
+    try:
+        organisation.award_when_target_achieved = new_value
+        for promotion in qs:
+            out.append({
+                "id": promotion.id,
+                "name": promotion.name,
+                "warnings": [w.as_dict() for w in condition_warnings(
+                    organisation=organisation, condition=promotion.condition,
+                    activity=promotion.activity)],
+            })  # fmt: skip
+    finally:
+        organisation.award_when_target_achieved = before
+    return out
