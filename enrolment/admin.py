@@ -5,9 +5,9 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 from import_export.admin import ImportMixin
-from import_export.forms import ConfirmImportForm, ImportForm
+from import_export.forms import ImportForm
 
-from milestones.admin_base import OrgScopedAdmin
+from milestones.admin_base import OrgScopedAdmin, UploaderBoundConfirmForm, UploaderBoundImport
 from milestones.models import EnrolmentMode, Role, TargetGroup
 
 from .identifiers import IDENTIFIER_TYPES
@@ -146,7 +146,7 @@ class CustomListImportForm(UploadOptions, ImportForm):
         self._scope(organisation_id)
 
 
-class CustomListConfirmForm(UploadOptions, ConfirmImportForm):
+class CustomListConfirmForm(UploadOptions, UploaderBoundConfirmForm):
     def __init__(self, *args, organisation_id=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._scope(organisation_id)
@@ -187,9 +187,10 @@ class ImportJobForm(forms.ModelForm):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(ImportMixin, OrgScopedAdmin):
+class ImportJobAdmin(UploaderBoundImport, ImportMixin, OrgScopedAdmin):
     """Custom list uploads. "Import" = preview and confirm (django-import-export, for small
-    files); "Add" = a background import for any file up to 25 MB, with a progress bar."""
+    files); "Add" = a background import for any file up to 25 MB, with a progress bar.
+    The previewed file is confirmed only by its uploader (UploaderBoundImport)."""
 
     resource_classes = [CustomListResource]
     skip_admin_log = True  # rows are customers and values, not ImportJob objects

@@ -22,7 +22,8 @@ from milestones.bulk import insert_rows
 from milestones.cycles import cyclic_window, day_start
 from milestones.models import CycleType, Period, TargetGroup
 
-from .models import CycleAnchor, EvaluationRun, Progress, RunStatus, TargetEvent
+from . import events as events_
+from .models import CycleAnchor, EvaluationRun, Progress, RunStatus, TargetEvent, TargetEventType
 
 CHUNK_SPAN = 10_000  # customer ids per chunk
 REQUEUE_AFTER = timedelta(minutes=10)
@@ -214,7 +215,7 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
                     due.append((customer_id, ordinal, end, target_id))
         events = TargetEvent.objects.filter(target__in=targets)
         done = set(
-            events.filter(type="period_elapsed").values_list(
+            events.filter(type=TargetEventType.PERIOD_ELAPSED).values_list(
                 "target_id", "customer_id", "cycle_ordinal"
             )
         )
@@ -234,7 +235,7 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
         }
         reached: dict[tuple[int, int, int], list[str]] = {}
         for key in (
-            events.filter(type="sub_target_achieved")
+            events.filter(type=TargetEventType.SUB_TARGET_ACHIEVED)
             .order_by("sub_target__value")
             .values_list("target_id", "customer_id", "cycle_ordinal", "sub_target__name")
         ):
@@ -243,25 +244,13 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
         for target, customer_id, ordinal, end in todo:
             key = (target.id, customer_id, ordinal)
             p = progress.get(key)
-            fresh.append(
-                TargetEvent(
-                    organisation_id=group.organisation_id,
-                    type="period_elapsed",
-                    dedupe_key=f"period_elapsed:{target.id}:{customer_id}:{ordinal}",
-                    customer_id=customer_id,
-                    target_group=group,
-                    target=target,
-                    cycle_ordinal=ordinal,
-                    period_name=f"{group.name} C{ordinal}",
-                    achieved=p.achieved if p else Decimal(0),
-                    defined=p.target_value
-                    if p
-                    else custom.get(key, target.value_for_cycle(ordinal)),
-                    milestone_triggers=reached.get(key, []),
-                    is_target_achieved_event=False,
-                    occurred_at=end + offset,
-                )
-            )
+            fresh.append(events_.period_elapsed(
+                org_id=group.organisation_id, customer_id=customer_id, group=group,
+                target=target, ordinal=ordinal, period_name=f"{group.name} C{ordinal}",
+                achieved=p.achieved if p else Decimal(0),
+                defined=p.target_value if p else custom.get(key, target.value_for_cycle(ordinal)),
+                triggers=reached.get(key, []), at=end + offset,
+            ))  # fmt: skip
         # Only the rows this planner inserted count as its own, even when two race: on
         # PostgreSQL `RETURNING` gives exactly those; elsewhere (SQLite, whose transaction
         # holds the write lock from its start) the keys still missing inside it are ours.

@@ -11,7 +11,7 @@ from enrolment.models import CustomerTargetValue, Enrolment
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Target
 
-from .models import CycleAnchor, Progress, TargetEvent
+from .models import CycleAnchor, Progress, TargetEvent, TargetEventType
 
 ACTION_LOOKUPS = []  # fn(event_ids: list[int]) -> {event_id: [action dicts]} (promotions adds one)
 
@@ -71,7 +71,7 @@ def customer_milestones(*, customer, now: datetime | None = None) -> list[dict]:
     for eid, etype, tid, ordinal, sid, at in events:
         event_ids.append(eid)
         cycle_events[(tid, ordinal)].append(eid)
-        if etype == "sub_target_achieved" and sid:
+        if etype == TargetEventType.SUB_TARGET_ACHIEVED and sid:
             sub_hits[(tid, ordinal)][sid] = (at, eid)
     actions = {}
     for lookup in ACTION_LOOKUPS:

@@ -33,8 +33,9 @@ from enrolment.models import CustomerTargetValue
 from milestones.bulk import pg_array, references_held
 from milestones.models import Organisation, Period, Target
 
+from . import events
 from .kpis import SALES_KPIS, check_progress
-from .models import Progress, TargetEvent
+from .models import Progress
 
 FOUR_PLACES = Decimal("0.0001")
 
@@ -70,42 +71,6 @@ def split(matches: dict[int, list]) -> dict[int, list]:
         else:
             del matches[cid]
     return fast
-
-
-def target_event(
-    org,
-    customer_id: int,
-    etype: str,
-    tcfg,
-    ordinal: int,
-    *,
-    defined,
-    achieved,
-    at,
-    sub=None,
-    threshold=None,
-    period_name: str = "",
-) -> TargetEvent:
-    """A sub-target or target event, keyed so that it is written once per crossing."""
-    target = tcfg.target
-    key = f"{etype}:{target.id}:{customer_id}:{ordinal}" + (f":{sub.id}" if sub else "")
-    return TargetEvent(
-        organisation_id=org.id,
-        type=etype,
-        dedupe_key=key,
-        customer_id=customer_id,
-        target_group_id=target.target_group_id,
-        target=target,
-        sub_target=sub,
-        cycle_ordinal=ordinal,
-        period_name=period_name,
-        achieved=achieved,
-        defined=defined,
-        milestone_triggers=[sub.name] if sub else [],
-        milestone_value_defined=threshold,
-        is_target_achieved_event=etype == "target_achieved",
-        occurred_at=at,
-    )
 
 
 @dataclass
@@ -199,8 +164,12 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
                 # kept where a return may need to find the cycle that counted its bill
                 out.contributions[(activity.id, pid)] += amount
             at = activity.occurred_at
-            if crossings(out.events, org, cid, tcfg, ordinal, defined, before, running, at,
-                         achieved_at):  # fmt: skip
+            written, hit = events.crossings(
+                org=org, customer_id=cid, tcfg=tcfg, ordinal=ordinal, defined=defined,
+                old=before, new=running, at=at, achieved_at=achieved_at,
+            )  # fmt: skip
+            out.events += written
+            if hit:
                 achieved_at = at
                 out.newly_achieved[cid].append((tcfg.group.group.id, ordinal, at))
         if was is None and achieved_at is not None:
@@ -213,45 +182,3 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
                 [pg_array([r[0] for r in reached]), pg_array([r[1] for r in reached])],
             )
     return out
-
-
-def crossings(events: list, org, cid, tcfg, ordinal, defined, old, new, at, achieved_at) -> bool:
-    """Append the events of one step of a target's progress from `old` to `new` (the activity
-    at `at`): each sub-target passed, and the target itself when it is reached for the first
-    time in this cycle (`achieved_at` still None). Returns whether the target was reached."""
-    period_name = None
-    for sub, threshold in tcfg.thresholds(defined):
-        if old < threshold <= new:
-            period_name = period_name or tcfg.group.period_name(ordinal)
-            events.append(
-                target_event(
-                    org,
-                    cid,
-                    "sub_target_achieved",
-                    tcfg,
-                    ordinal,
-                    defined=defined,
-                    achieved=new,
-                    at=at,
-                    sub=sub,
-                    threshold=threshold,
-                    period_name=period_name,
-                )  # fmt: skip
-            )
-    if not (old < defined <= new and achieved_at is None):
-        return False
-    if org.award_when_target_achieved:
-        events.append(
-            target_event(
-                org,
-                cid,
-                "target_achieved",
-                tcfg,
-                ordinal,
-                defined=defined,
-                achieved=new,
-                at=at,
-                period_name=period_name or tcfg.group.period_name(ordinal),
-            )  # fmt: skip
-        )
-    return True

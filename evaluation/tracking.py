@@ -27,7 +27,7 @@ from milestones.bulk import insert_rows, pg_array
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 
-from . import config_cache, ranks, sql_fold
+from . import config_cache, events, ranks, sql_fold
 from .kpis import (
     DAILY_MAX_KPIS,
     SALES_KPIS,
@@ -46,6 +46,7 @@ from .models import (
     ProgressDay,
     RunStatus,
     TargetEvent,
+    TargetEventType,
 )
 from .models import (
     Contribution as ContributionRow,
@@ -361,7 +362,7 @@ def _closed(matches: dict[int, list]) -> tuple[set, dict[int, set]]:
     )
     closed: dict[int, set] = defaultdict(set)
     for cid, tid, ordinal in TargetEvent.objects.filter(
-        customer_id__in=customer_ids, target_id__in=target_ids, type="period_elapsed"
+        customer_id__in=customer_ids, target_id__in=target_ids, type=TargetEventType.PERIOD_ELAPSED
     ).values_list("customer_id", "target_id", "cycle_ordinal"):
         closed[cid].add((tid, ordinal))
     return periods, closed
@@ -583,8 +584,12 @@ class _CustomerState:
 
     def _crossings(self, tcfg, row, old, new, at) -> None:
         group = tcfg.group.group
-        if sql_fold.crossings(self.events, self.org, self.customer.id, tcfg, row.cycle_ordinal,
-                              row.target_value, old, new, at, row.achieved_at):  # fmt: skip
+        written, reached = events.crossings(
+            org=self.org, customer_id=self.customer.id, tcfg=tcfg, ordinal=row.cycle_ordinal,
+            defined=row.target_value, old=old, new=new, at=at, achieved_at=row.achieved_at,
+        )  # fmt: skip
+        self.events += written
+        if reached:
             row.achieved_at = at
             self.newly_achieved.append((group.id, row.cycle_ordinal, at))
             if group.cycle_type == CycleType.TILL_ACHIEVEMENT:
@@ -632,24 +637,12 @@ class _CustomerState:
                 achieved_at=when,
             )
             if group.unified_mode != UnifiedMode.NONE and self.org.award_when_target_achieved:
-                self.events.append(
-                    TargetEvent(
-                        organisation_id=self.org.id,
-                        type="target_achieved",
-                        dedupe_key=f"unified:{group.id}:{self.customer.id}:{ordinal}",
-                        customer=self.customer,
-                        target_group_id=group.id,
-                        target=None,
-                        cycle_ordinal=ordinal,
-                        period_name=gcfg.period_name(ordinal),
-                        achieved=Decimal(sum(reached)),
-                        defined=Decimal(
-                            len(target_ids) if group.unified_mode == UnifiedMode.ALL else 1
-                        ),
-                        is_target_achieved_event=True,
-                        occurred_at=when,
-                    )
-                )
+                self.events.append(events.unified_achieved(
+                    org_id=self.org.id, customer_id=self.customer.id, group=group,
+                    ordinal=ordinal, reached=sum(reached), at=when,
+                    defined=len(target_ids) if group.unified_mode == UnifiedMode.ALL else 1,
+                    period_name=gcfg.period_name(ordinal),
+                ))  # fmt: skip
             self._feed_milestones_achieved(gid, when)
 
     def _feed_milestones_achieved(self, source_gid: int, when: datetime) -> None:
@@ -676,7 +669,7 @@ class _CustomerState:
         for row in Progress.objects.filter(customer=self.customer, target_id=tid):
             self.progress.setdefault((tid, row.cycle_ordinal), row)
         closed = TargetEvent.objects.filter(
-            customer=self.customer, target_id=tid, type="period_elapsed"
+            customer=self.customer, target_id=tid, type=TargetEventType.PERIOD_ELAPSED
         )
         self.closed |= set(closed.values_list("target_id", "cycle_ordinal"))
         gid = tcfg.group.group.id
@@ -758,7 +751,7 @@ def _flush(
         )
         result.events.extend(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
     for e in events:
-        if e.type == "target_achieved" and e.target_id:
+        if e.type == TargetEventType.TARGET_ACHIEVED and e.target_id:
             result.achieved_targets.add(e.target_id)
 
 

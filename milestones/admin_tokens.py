@@ -1,5 +1,10 @@
 """The API tokens screen: who has a token, revoke one (configurers: their organisation's users;
-operations: everyone). Keys are never shown here; `create_org` prints a new one once."""
+operations: everyone). Keys are never shown here; `create_org` prints a new one once.
+
+Nothing on this screen answers a question about a key: the list takes no filter at all (a
+`?key__startswith=` would say "1 Token" or "0 Tokens", prefix by prefix), no `_to_field`, and
+no URL names a token (the primary key is the key: a change/history/delete page would answer
+"no such token" or "forbidden" for a guessed key)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -37,6 +42,15 @@ class TokenAdmin(OrgScopedAdmin):
 
     def has_view_permission(self, request, obj=None):
         return obj is None and self._role_in(request, self.view_roles)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return False  # the list has no filters; any ?field=... answers 400
+
+    def to_field_allowed(self, request, to_field):
+        return False
+
+    def get_object(self, request, object_id, from_field=None):
+        return None  # every object URL answers as for a token that does not exist
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
     def action_checkbox(self, obj):

@@ -269,3 +269,7 @@ SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.AllowAn
 
 # Any export through django-import-export escapes formula-like cells (CSV injection).
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+# An admin import's previewed file waits for its confirmation in the media storage (every web
+# process sees it), in a folder of its own, under a random name signed for its uploader: no
+# other name is read or deleted (milestones.admin_base.ImportTempStorage, UploaderBoundImport).
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "milestones.admin_base.ImportTempStorage"

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateparse import parse_date
 
-from milestones.admin_base import OrgScopedAdmin
+from milestones.admin_base import OrgScopedAdmin, OrgScopedInline
 from milestones.csv_safe import csv_cell
 from milestones.models import Role, TargetGroup
 
@@ -58,18 +58,13 @@ class ActionInlineForm(forms.ModelForm):
         widgets = {"template": forms.Textarea(attrs={"rows": 2, "cols": 50})}
 
 
-class PromotionActionInline(admin.StackedInline):
+class PromotionActionInline(OrgScopedInline):
+    """The coupon series to choose from are the organisation's (OrgScopedInline)."""
+
     model = PromotionAction
     form = ActionInlineForm
     extra = 0
     ordering = ["position"]
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "series" and request.user.organisation_id:
-            kwargs["queryset"] = CouponSeries.objects.filter(
-                organisation_id=request.user.organisation_id
-            )
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _role(self, request):
         user = request.user
@@ -96,6 +91,7 @@ class PromotionAdmin(OrgScopedAdmin):
     list_filter = ["activity", "is_active"]
     search_fields = ["name", "condition"]
     readonly_fields = ["placeholders_help"]
+    ordering = ["id"]  # the model's, kept explicit: the annotated queryset drops Meta.ordering
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

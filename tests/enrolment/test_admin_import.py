@@ -123,3 +123,136 @@ def test_background_upload_shows_its_progress_in_the_list(
 
 def test_member_care_cannot_import(admin_client_for, member_care):
     assert admin_client_for(member_care).get(IMPORT_URL).status_code == 403
+
+
+# --- The previewed file belongs to its uploader ---------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def confirm_fields(response) -> dict:
+    fields = hidden_inputs(response.content.decode())
+    fields.pop("csrfmiddlewaretoken", None)
+    assert fields.get("import_file_name"), "the preview offers no confirmation"
+    return fields
+
+
+def refused(response) -> bool:
+    return response.status_code == 200 and (
+        "This upload is not yours or has expired" in response.content.decode()
+    )
+
+
+@pytest.fixture
+def globex_group(other_org, other_configurer):
+    from datetime import date
+
+    from milestones.services.target_groups import target_group_create
+    from tests.factories import TillFactory
+
+    data = {
+        "name": "Globex B2B",
+        "till_code": TillFactory(organisation=other_org).code,
+        "start": date(2026, 1, 1),
+        "end": date(2026, 12, 31),
+        "cycle": {"type": "fixed_calendar", "frequency": "monthly", "count": 3,
+                  "start": date(2026, 1, 1)},
+        "enrolment": {"mode": "custom_list"},
+        "target_value_mode": "per_customer",
+        "targets": [{"name": "Globex target", "kpi": "quantity", "value": Decimal(100)}],
+    }  # fmt: skip
+    made, _ = target_group_create(
+        organisation=other_org, data=data, user=other_configurer, via_api=True
+    )
+    return made
+
+
+def test_a_file_of_the_temp_directory_is_refused_and_left_alone(
+    admin_client_for, configurer, group, tmp_path
+):
+    """The confirm step used to read any file of the server's temp directory named in the
+    form (and then delete it), its rows becoming customers of the caller's organisation."""
+    import os
+    import tempfile
+
+    planted = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)
+    planted.write("mobile,P1\n9111111111,5\n")
+    planted.close()
+    try:
+        client = admin_client_for(configurer)
+        fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))
+        for name in (os.path.basename(planted.name), planted.name, "../../" + planted.name):
+            response = client.post(CONFIRM_URL, {**fields, "import_file_name": name})
+            assert refused(response), name
+        assert os.path.exists(planted.name)  # not deleted
+        assert not Customer.objects.exists()  # not read
+    finally:
+        os.unlink(planted.name)
+
+
+def test_another_organisation_cannot_confirm_an_upload_it_did_not_make(
+    admin_client_for, configurer, other_configurer, group, globex_group
+):
+    client = admin_client_for(configurer)
+    fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))
+    client.force_login(other_configurer)
+    response = client.post(CONFIRM_URL, {**fields, "target_group": globex_group.id})
+    assert refused(response)
+    assert not Customer.objects.exists() and not ImportJob.objects.exists()
+    client.force_login(configurer)  # the uploader's file is still there: they confirm it
+    assert client.post(CONFIRM_URL, fields).status_code == 302
+    assert list(Customer.objects.values_list("organisation_id", "mobile")) == [
+        (group.organisation_id, "9000000001")
+    ]
+
+
+def test_a_colleague_cannot_confirm_someone_elses_upload(admin_client_for, configurer, group):
+    from milestones.models import Role
+    from tests.factories import UserFactory
+
+    colleague = UserFactory(username="carol", organisation=group.organisation, role=Role.CONFIGURER)
+    client = admin_client_for(configurer)
+    fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))
+    client.force_login(colleague)
+    assert refused(client.post(CONFIRM_URL, fields))
+    assert not Customer.objects.exists()
+
+
+def test_a_tampered_or_expired_file_name_is_refused(
+    admin_client_for, configurer, group, monkeypatch
+):
+    from milestones import admin_base
+
+    client = admin_client_for(configurer)
+    fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))
+    signed = fields["import_file_name"]
+    for value in (signed[:-1] + ("A" if signed[-1] != "A" else "B"), signed + "x", "0" * 32):
+        assert refused(client.post(CONFIRM_URL, {**fields, "import_file_name": value})), value
+    monkeypatch.setattr(admin_base, "IMPORT_NAME_MAX_AGE", -1)
+    assert refused(client.post(CONFIRM_URL, fields))
+    assert not Customer.objects.exists()
+
+
+def test_a_confirmed_upload_cannot_be_confirmed_twice(admin_client_for, configurer, group):
+    client = admin_client_for(configurer)
+    fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))
+    assert client.post(CONFIRM_URL, fields).status_code == 302
+    assert refused(client.post(CONFIRM_URL, fields))  # its file is gone
+    assert ImportJob.objects.count() == 1
+
+
+def test_the_previewed_file_waits_in_the_import_storage_only(
+    admin_client_for, configurer, group, settings
+):
+    """Nothing in the shared temp directory; a refused preview leaves no file behind."""
+    folder = settings.MEDIA_ROOT / "django-import-export"
+    client = admin_client_for(configurer)
+    preview(client, group, "mobile,P1\nabc,5\n")  # a bad row: no confirmation offered
+    assert not folder.exists() or list(folder.iterdir()) == []
+    fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))
+    assert [p.name for p in folder.iterdir()] != []
+    assert client.post(CONFIRM_URL, fields).status_code == 302
+    assert list(folder.iterdir()) == []

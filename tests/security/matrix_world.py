@@ -1,4 +1,9 @@
-"""The objects the permission matrix points at: one of each kind, all in acme."""
+"""The objects the permission matrix points at: one of each kind, all in acme.
+
+Their names are distinctive ("Acme ...", "Asha", "9000000001"): `World.labels()` lists what
+another organisation must never read on any page (a raw-id label, a filter choice, an
+autocomplete answer), and `World.by_model()` gives the row to point at for each model a
+foreign key can name."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from enrolment.models import Customer, ImportJob
 from enrolment.services import enrolments_add
 from evaluation.models import EvaluationRun, ReprocessRun, TargetEvent
 from milestones.services.target_groups import target_group_create, template_create_from_group
-from promotions.models import Award
+from promotions.models import Award, Communication, Message
 from promotions.services import coupon_series_create, promotion_create
 from tests.factories import StoreFactory
 
@@ -35,6 +40,13 @@ class World:
     evaluation_run: object
     reprocess_run: object
     integration_user: object
+    period: object
+    sub_target: object
+    event: object
+    communication: object
+    message: object
+    coupon: object
+    second_group: object
 
     def ids(self) -> dict[str, int]:
         """Values for the URL parameters of every route."""
@@ -55,16 +67,38 @@ class World:
             "user": self.integration_user.pk,
         }
 
+    def objects(self) -> list:
+        return [
+            self.org, self.store, self.group, self.target, self.template, self.customer,
+            self.audience, self.import_job, self.promotion, self.coupon_series, self.award,
+            self.evaluation_run, self.reprocess_run, self.integration_user, self.period,
+            self.sub_target, self.event, self.communication, self.message, self.coupon,
+        ]  # fmt: skip
+
+    def by_model(self) -> dict:
+        """The acme row a foreign key to each model can point at."""
+        return {type(obj): obj for obj in self.objects()}
+
+    def labels(self) -> set[str]:
+        """What shows acme's data: every object's label, the customer's mobile, the names."""
+        return {str(obj) for obj in self.objects()} | {
+            self.customer.mobile,
+            self.customer.name,
+            self.org.name,
+            self.integration_user.username,
+            self.second_group.name,
+        }
+
 
 def build_world(org, configurer, integration) -> World:
-    store = StoreFactory(organisation=org, code="S1")
+    store = StoreFactory(organisation=org, code="S1", name="Acme Mall")
     StoreFactory(organisation=org, code="T1", is_till=True)
     group, _ = target_group_create(
         organisation=org,
         user=configurer,
         via_api=True,
         data={
-            "name": "Spend",
+            "name": "Acme spend",
             "start": date(2026, 1, 1),
             "end": date(2026, 12, 31),
             "till_code": "T1",
@@ -73,17 +107,35 @@ def build_world(org, configurer, integration) -> World:
             "enrolment": {"mode": "custom_list"},
             "target_value_mode": "per_customer",
             "leaderboard_enabled": True,
-            "targets": [{"name": "Spend 1000", "kpi": "gross_sales", "value": Decimal(1000)}],
+            "targets": [{"name": "Acme spend 1000", "kpi": "gross_sales", "value": Decimal(1000),
+                         "sub_targets": [{"name": "Acme halfway", "criteria": "absolute",
+                                          "value": Decimal(500)}]}],
         },
     )  # fmt: skip
     target = group.targets.get()
+    # A second milestone: a filter with a single choice is not shown at all.
+    second_group, _ = target_group_create(
+        organisation=org,
+        user=configurer,
+        via_api=True,
+        data={
+            "name": "Acme visits",
+            "till_code": "T1",
+            "start": date(2026, 1, 1),
+            "end": date(2026, 12, 31),
+            "cycle": {"type": "fixed_calendar", "frequency": "monthly",
+                      "start": date(2026, 1, 1), "count": 12},
+            "enrolment": {"mode": "all_customers"},
+            "targets": [{"name": "Acme visits 5", "kpi": "transaction_count", "value": Decimal(5)}],
+        },
+    )  # fmt: skip
     template = template_create_from_group(
-        target_group=group, name="Spend template", user=configurer
+        target_group=group, name="Acme spend template", user=configurer
     )
-    customer = Customer.objects.create(organisation=org, mobile="9000000001", name="Asha")
+    customer = Customer.objects.create(organisation=org, mobile="9000000001", name="Asha Acmeson")
     enrolments_add(target_group=group, customer_ids=[customer.pk], notify=False)
     audience = audience_group_create(
-        organisation=org, name="VIP", kind="list", user=configurer, customer_ids=[customer.pk]
+        organisation=org, name="Acme VIP", kind="list", user=configurer, customer_ids=[customer.pk]
     )
     import_job = ImportJob.objects.create(
         organisation=org,
@@ -95,17 +147,19 @@ def build_world(org, configurer, integration) -> World:
     promotion = promotion_create(
         organisation=org,
         user=configurer,
-        data={"name": "Bonus", "activity": "target_period_elapsed", "start": date(2026, 1, 1),
+        data={"name": "Acme bonus", "activity": "target_period_elapsed", "start": date(2026, 1, 1),
               "end": date(2026, 12, 31), "condition": "true",
               "actions": [{"type": "award_points", "basis": "fixed", "points": 100}]},
     )  # fmt: skip
-    coupon_series = coupon_series_create(organisation=org, code="SUMMER10", codes=["A1", "A2"])
+    coupon_series = coupon_series_create(
+        organisation=org, code="ACMESUMMER", codes=["ACME-CODE-1", "ACME-CODE-2"]
+    )
     period = group.periods.order_by("ordinal").first()
     now = timezone.now()
     event = TargetEvent.objects.create(
         organisation=org,
         type="period_elapsed",
-        dedupe_key="matrix-1",
+        dedupe_key="acme-matrix-1",
         customer=customer,
         target_group=group,
         target=target,
@@ -134,6 +188,22 @@ def build_world(org, configurer, integration) -> World:
         organisation=org, target_group=group, period=period
     )
     reprocess_run = ReprocessRun.objects.create(organisation=org, target_group=group)
+    communication = Communication.objects.create(
+        organisation=org,
+        target_group=group,
+        kind="period_start",
+        channel="sms",
+        template="Acme says hello",
+    )
+    message = Message.objects.create(
+        organisation=org,
+        customer=customer,
+        channel="sms",
+        recipient=customer.mobile,
+        body="Acme message",
+        award=award,
+        communication=communication,
+    )
     return World(
         org=org,
         store=store,
@@ -149,4 +219,11 @@ def build_world(org, configurer, integration) -> World:
         evaluation_run=evaluation_run,
         reprocess_run=reprocess_run,
         integration_user=integration,
+        period=period,
+        sub_target=target.sub_targets.get(),
+        event=event,
+        communication=communication,
+        message=message,
+        coupon=coupon_series.coupons.order_by("code").first(),
+        second_group=second_group,
     )

@@ -12,6 +12,7 @@ from evaluation.models import Activity
 from milestones.models import Target
 from promotions.models import Promotion
 from promotions.rules import MAX_RULE_LENGTH
+from tests.factories import TillFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +102,7 @@ def test_a_csv_over_25_mb_is_refused_with_its_size(api, configurer, group, size)
 def _group_body(rule):
     return {
         "name": "Ruled",
+        "till_code": "T1",
         "start": "2026-01-01",
         "end": "2026-12-31",
         "cycle": {"type": "fixed_calendar", "frequency": "monthly", "start": "2026-01-01",
@@ -128,6 +130,7 @@ def test_a_target_rule_over_the_length_limit_is_a_400(api, configurer, org):
 
 
 def test_a_target_rule_within_the_limit_is_accepted(api, configurer, org):
+    TillFactory(organisation=org, code="T1")
     rule = _long_rule(MAX_RULE_LENGTH - 30)
     assert len(rule) <= MAX_RULE_LENGTH
     response = api(configurer).post("/api/v1/target-groups/", _group_body(rule), format="json")

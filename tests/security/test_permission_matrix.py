@@ -258,6 +258,7 @@ ADMIN = {
     "changelist authtoken.tokenproxy":                            (200, 403, "login", "login", 200),
     "add authtoken.tokenproxy":                                   (403, 403, "login", "login", 403),
     "change authtoken.tokenproxy":                                ("index", 403, "login", "login", "index"),
+    "history authtoken.tokenproxy":                               ("index", "index", "login", "login", "index"),
     "changelist axes.accessattempt":                              (403, 403, "login", "login", 403),
     "add axes.accessattempt":                                     (403, 403, "login", "login", 403),
     "changelist axes.accessfailurelog":                           (403, 403, "login", "login", 403),
@@ -277,9 +278,11 @@ ADMIN = {
     "changelist enrolment.audiencegroup":                         (200, 403, "login", "login", 200),
     "add enrolment.audiencegroup":                                (200, 403, "login", "login", 200),
     "change enrolment.audiencegroup":                             (200, 403, "login", "login", "index"),
+    "history enrolment.audiencegroup":                            (200, 403, "login", "login", "index"),
     "changelist enrolment.customer":                              (200, 200, "login", "login", 200),
     "add enrolment.customer":                                     (200, 403, "login", "login", 200),
     "change enrolment.customer":                                  (200, 200, "login", "login", "index"),
+    "history enrolment.customer":                                 (200, 200, "login", "login", "index"),
     "changelist enrolment.customertargetvalue":                   (200, 200, "login", "login", 200),
     "add enrolment.customertargetvalue":                          (200, 403, "login", "login", 200),
     "changelist enrolment.enrolment":                             (200, 200, "login", "login", 200),
@@ -289,16 +292,19 @@ ADMIN = {
     "changelist enrolment.importjob":                             (200, 403, "login", "login", 200),
     "add enrolment.importjob":                                    (200, 403, "login", "login", 200),
     "change enrolment.importjob":                                 (200, 403, "login", "login", "index"),
+    "history enrolment.importjob":                                (200, 403, "login", "login", "index"),
     "changelist evaluation.activity":                             (200, 200, "login", "login", 200),
     "add evaluation.activity":                                    (403, 403, "login", "login", 403),
     "changelist evaluation.evaluationrun":                        (200, 200, "login", "login", 200),
     "add evaluation.evaluationrun":                               (403, 403, "login", "login", 403),
     "change evaluation.evaluationrun":                            (200, 200, "login", "login", "index"),
+    "history evaluation.evaluationrun":                           (200, 200, "login", "login", "index"),
     "changelist evaluation.progress":                             (200, 200, "login", "login", 200),
     "add evaluation.progress":                                    (403, 403, "login", "login", 403),
     "changelist evaluation.reprocessrun":                         (200, 403, "login", "login", 200),
     "add evaluation.reprocessrun":                                (403, 403, "login", "login", 403),
     "change evaluation.reprocessrun":                             (200, 403, "login", "login", "index"),
+    "history evaluation.reprocessrun":                            (200, 403, "login", "login", "index"),
     "changelist evaluation.targetevent":                          (200, 200, "login", "login", 200),
     "add evaluation.targetevent":                                 (403, 403, "login", "login", 403),
     "changelist milestones.auditentry":                           (200, 403, "login", "login", 200),
@@ -308,30 +314,37 @@ ADMIN = {
     "changelist milestones.organisation":                         (200, 403, "login", "login", 200),
     "add milestones.organisation":                                (403, 403, "login", "login", 403),
     "change milestones.organisation":                             (200, 403, "login", "login", "index"),
+    "history milestones.organisation":                            (200, 403, "login", "login", "index"),
     "changelist milestones.store":                                (200, 200, "login", "login", 200),
     "add milestones.store":                                       (200, 403, "login", "login", 200),
     "change milestones.store":                                    (200, 200, "login", "login", "index"),
+    "history milestones.store":                                   (200, 200, "login", "login", "index"),
     "changelist milestones.targetgroup":                          (200, 403, "login", "login", 200),
     "add milestones.targetgroup":                                 (200, 403, "login", "login", 200),
     "change milestones.targetgroup":                              (200, 403, "login", "login", 404),
+    "history milestones.targetgroup":                             ("302", 403, "login", "login", 404),
     "changelist milestones.template":                             (200, 403, "login", "login", 200),
     "add milestones.template":                                    (403, 403, "login", "login", 403),
     "change milestones.template":                                 (200, 403, "login", "login", "index"),
+    "history milestones.template":                                (200, 403, "login", "login", "index"),
     "changelist milestones.user":                                 (403, 403, "login", "login", 403),
     "add milestones.user":                                        (403, 403, "login", "login", 403),
     "changelist promotions.award":                                (200, 200, "login", "login", 200),
     "add promotions.award":                                       (403, 403, "login", "login", 403),
     "change promotions.award":                                    (200, 200, "login", "login", "index"),
+    "history promotions.award":                                   (200, 200, "login", "login", "index"),
     "changelist promotions.communication":                        (200, 403, "login", "login", 200),
     "add promotions.communication":                               (200, 403, "login", "login", 200),
     "changelist promotions.couponseries":                         (200, 403, "login", "login", 200),
     "add promotions.couponseries":                                (200, 403, "login", "login", 200),
     "change promotions.couponseries":                             (200, 403, "login", "login", "index"),
+    "history promotions.couponseries":                            (200, 403, "login", "login", "index"),
     "changelist promotions.message":                              (200, 200, "login", "login", 200),
     "add promotions.message":                                     (403, 403, "login", "login", 403),
     "changelist promotions.promotion":                            (200, 403, "login", "login", 200),
     "add promotions.promotion":                                   (200, 403, "login", "login", 200),
     "change promotions.promotion":                                (200, 403, "login", "login", "index"),
+    "history promotions.promotion":                               (200, 403, "login", "login", "index"),
 }  # fmt: skip
 
 # An acme object for each admin that has a change page to visit (another org's: "index"/404).
@@ -377,6 +390,8 @@ def admin_cells(people, world):
         if label in ADMIN_OBJECTS:
             url = f"/admin/{app}/{model}/{ids[ADMIN_OBJECTS[label]]}/change/"
             observed[f"change {label}"] = tuple(cell(clients[r], "GET", url) for r in ROLES)
+            url = f"/admin/{app}/{model}/{ids[ADMIN_OBJECTS[label]]}/history/"
+            observed[f"history {label}"] = tuple(cell(clients[r], "GET", url) for r in ROLES)
     for key in ADMIN_PAGES:
         method, url = key.split(" ", 1)
         url = url.format(**ids)
@@ -386,7 +401,7 @@ def admin_cells(people, world):
 
 def test_every_admin_screen_has_an_expected_row():
     pages = {f"{p} {label}" for label in admin_models() for p in ("changelist", "add")}
-    pages |= {f"change {label}" for label in ADMIN_OBJECTS}
+    pages |= {f"{p} {label}" for label in ADMIN_OBJECTS for p in ("change", "history")}
     assert pages - set(ADMIN) == set(), "admin screens without an expected row"
     assert set(ADMIN) - pages - set(ADMIN_PAGES) == set(), "rows for screens that do not exist"
 
@@ -394,6 +409,116 @@ def test_every_admin_screen_has_an_expected_row():
 def test_admin_permission_matrix(people, world):
     observed = admin_cells(people, world)
     compare("Admin", {**ADMIN, **ADMIN_PAGES}, observed)
+
+
+# --- Admin isolation: nothing of acme's reaches another organisation's screens ---------------
+#
+# Every page of the admin that takes another row's id from the query string, generated from
+# the admin registry: the add form pre-filled with each foreign key (the raw-id widget prints
+# the row's label, a select marks it), the changelist filtered on each foreign key (and its
+# filter choices), the autocomplete of each foreign key. Globex's configurer and member care
+# open them with acme's ids; none of acme's labels, names or mobiles may be in the answer. A
+# new admin class, field or filter that forgets the organisation fails here.
+
+
+def relation_fields(model):
+    return [
+        f
+        for f in model._meta.get_fields()
+        if f.concrete and f.is_relation and (f.many_to_one or f.one_to_one or f.many_to_many)
+    ]
+
+
+def org_scoped(model) -> bool:
+    """Rows of this model belong to one organisation (directly or through a parent row)."""
+    from milestones.admin_base import org_lookup
+
+    return org_lookup(model) is not None
+
+
+def admin_probes(world) -> dict[str, str]:
+    rows = world.by_model()
+    probes = {}
+    for model in admin.site._registry:
+        label = f"{model._meta.app_label}.{model._meta.model_name}"
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        probes[f"changelist {label}"] = base
+        for field in relation_fields(model):
+            row = rows.get(field.related_model)
+            if row is None:
+                continue
+            to_field = (
+                field.target_field if not field.many_to_many else field.related_model._meta.pk
+            )
+            value = getattr(row, to_field.attname)
+            name = field.name
+            probes[f"add {label} ?{name}="] = f"{base}add/?{name}={value}"
+            param = f"{name}__{to_field.name}__exact"
+            probes[f"changelist {label} ?{param}="] = f"{base}?{param}={value}"
+            probes[f"autocomplete {label}.{name}"] = (
+                f"/admin/autocomplete/?app_label={model._meta.app_label}"
+                f"&model_name={model._meta.model_name}&field_name={name}&term="
+            )
+    return probes
+
+
+def test_every_foreign_key_of_an_admin_model_is_probed(world):
+    """A foreign key to an organisation's model without an acme row to point at would not be
+    checked below: add the row to matrix_world."""
+    rows = world.by_model()
+    missing = sorted(
+        f"{model._meta.label}.{field.name} -> {field.related_model._meta.label}"
+        for model in admin.site._registry
+        for field in relation_fields(model)
+        if org_scoped(field.related_model) and field.related_model not in rows
+    )
+    assert missing == []
+
+
+def leaks(client, probes: dict[str, str], labels: set[str]) -> dict[str, list[str]]:
+    found = {}
+    for key, url in probes.items():
+        with transaction.atomic():
+            response = client.get(url)
+            transaction.set_rollback(True)
+        assert response.status_code < 500, f"{key}: {response.status_code}"
+        body = response.content.decode(errors="replace")
+        shown = sorted(label for label in labels if label in body)
+        if shown:
+            found[key] = shown
+    return found
+
+
+def test_the_probes_find_the_labels_on_the_owners_screens(configurer, world):
+    """The probes do read labels: acme's configurer sees acme's rows on these very pages."""
+    client = Client()
+    client.force_login(configurer)
+    found = leaks(client, admin_probes(world), world.labels())
+    assert "Asha Acmeson" in found["add enrolment.enrolment ?customer="]
+    assert "Acme spend" in found["add enrolment.enrolment ?target_group="]
+    assert "Acme spend 1000" in found["add enrolment.customertargetvalue ?target="]
+    assert "Acme spend" in found["changelist evaluation.progress"]  # the milestone filter
+    assert "Asha Acmeson" in found["autocomplete enrolment.enrolment.customer"]
+
+
+@pytest.mark.parametrize("who", ["other_configurer", "other_member_care"])
+def test_another_organisation_reads_nothing_of_acme_through_the_admin(who, request, world):
+    client = Client()
+    client.force_login(request.getfixturevalue(who))
+    found = leaks(client, admin_probes(world), world.labels())
+    assert found == {}, "acme's labels on another organisation's screens:\n" + "\n".join(
+        f"{key}: {shown}" for key, shown in sorted(found.items())
+    )
+
+
+def test_an_add_form_keeps_no_pre_filled_id_of_another_organisation(other_configurer, world):
+    client = Client()
+    client.force_login(other_configurer)
+    url = f"/admin/enrolment/enrolment/add/?customer={world.customer.pk}&target_group={world.group.pk}"
+    page = client.get(url)
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    assert "customer" not in form.initial and "target_group" not in form.initial
 
 
 # --- Member-care pages -------------------------------------------------------------------------

@@ -121,3 +121,62 @@ def test_operations_revoke_any_organisations_token(client, other_integration):
         {"action": "revoke", "index": 0, "_selected_action": [str(other_integration.pk)]},
     )
     assert not Token.objects.filter(user=other_integration).exists()
+
+
+# --- The token screen answers no question about a key ------------------------------------------
+
+KEY_LOOKUPS = [
+    "key__startswith",
+    "key__istartswith",
+    "key__regex",
+    "key__gte",
+    "key",
+    "pk__startswith",
+    "pk__in",
+    "user__auth_token__key__startswith",
+    "user__auth_token__startswith",
+]
+
+
+@pytest.mark.parametrize("lookup", KEY_LOOKUPS)
+def test_the_token_list_refuses_every_lookup_on_the_key(
+    admin_client_for, configurer, integration, lookup
+):
+    """A filter on the key would answer "1 Token" / "0 Tokens" and so spell every key out,
+    prefix by prefix: the list takes no filter, a right prefix and a wrong one both get 400."""
+    key = integration.auth_token.key
+    client = admin_client_for(configurer)
+    wrong = "0" if key[0] != "0" else "1"
+    right = client.get("/admin/authtoken/tokenproxy/", {lookup: key[:2]})
+    other = client.get("/admin/authtoken/tokenproxy/", {lookup: wrong})
+    assert (right.status_code, other.status_code) == (400, 400)
+    assert right.content == other.content
+
+
+def test_the_token_list_with_a_to_field_shows_no_key(admin_client_for, configurer, integration):
+    key = integration.auth_token.key
+    client = admin_client_for(configurer)
+    page = client.get("/admin/authtoken/tokenproxy/", {"_to_field": "key", "_popup": "1"})
+    assert page.status_code == 400
+    assert key[:8].encode() not in page.content
+
+
+@pytest.mark.parametrize("page", ["change", "history", "delete"])
+def test_a_guessed_key_gets_the_same_answer_as_a_wrong_one(
+    admin_client_for, configurer, integration, page
+):
+    key = integration.auth_token.key
+    client = admin_client_for(configurer)
+    right = client.get(f"/admin/authtoken/tokenproxy/{key}/{page}/")
+    wrong = client.get(f"/admin/authtoken/tokenproxy/{'0' * 40}/{page}/")
+    assert right.status_code == wrong.status_code
+    assert right.get("Location") == wrong.get("Location")
+
+
+def test_the_token_list_and_search_show_no_key(admin_client_for, configurer, integration):
+    key = integration.auth_token.key
+    client = admin_client_for(configurer)
+    for query in ({}, {"q": "ivan"}, {"o": "1"}, {"o": "-2"}):
+        page = client.get("/admin/authtoken/tokenproxy/", query)
+        assert page.status_code == 200
+        assert key[:8].encode() not in page.content
