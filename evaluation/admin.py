@@ -5,8 +5,10 @@ from django.utils.html import format_html
 from milestones.admin_base import OrgScopedAdmin
 from milestones.models import Role, TargetGroup
 
-from .models import Activity, EvaluationRun, Progress, ReprocessRun, TargetEvent
+from .models import Activity, ActivityStatus, EvaluationRun, Progress, ReprocessRun, TargetEvent
 from .reprocess import reprocess_start
+from .tasks import queue_tracking
+from .tracking import activities_retry
 
 
 class ReadOnlyAdmin(OrgScopedAdmin):
@@ -31,9 +33,12 @@ class ActivityAdmin(ReadOnlyAdmin):
         "occurred_at",
         "store_code",
         "status",
+        "attempts",
+        "failure",
         "received_at",
     ]
     list_filter = ["type", "status"]
+    actions = ["retry_failed"]
     search_fields = [
         "external_id",
         "bill_number",
@@ -44,6 +49,30 @@ class ActivityAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
     date_hierarchy = "occurred_at"
+
+    @admin.display(description="Why it failed")
+    def failure(self, obj):
+        return obj.error[:200] if obj.status == ActivityStatus.FAILED else ""
+
+    @admin.action(description="Retry the selected failed activities")
+    def retry_failed(self, request, queryset):
+        """Failed activities (the poison-pill policy): back to pending and queued again;
+        their automatic attempts start over."""
+        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
+            self.message_user(request, "Only a configurer may retry activities.", messages.ERROR)
+            return
+        ids = activities_retry(
+            organisation_id=request.user.organisation_id,
+            activity_ids=list(queryset.values_list("id", flat=True)),
+        )
+        queue_tracking(ids)
+        self.message_user(request, f"{len(ids)} failed activity(ies) queued for tracking again.")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
+            actions.pop("retry_failed", None)
+        return actions
 
 
 @admin.register(Progress)

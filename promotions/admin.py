@@ -24,9 +24,12 @@ from milestones.csv_safe import csv_cell
 from milestones.models import Role, TargetGroup
 
 from . import services
+from .consumer import events_retry
+from .doctor import condition_warnings
 from .models import (
     Award,
     Communication,
+    ConsumeFailure,
     CouponSeries,
     Message,
     Promotion,
@@ -87,7 +90,16 @@ class PromotionActionInline(OrgScopedInline):
 class PromotionAdmin(OrgScopedAdmin):
     form = PromotionForm
     inlines = [PromotionActionInline]
-    list_display = ["name", "activity", "start", "end", "is_active", "milestones", "action_count"]
+    list_display = [
+        "name",
+        "activity",
+        "start",
+        "end",
+        "is_active",
+        "milestones",
+        "action_count",
+        "warnings",
+    ]
     list_filter = ["activity", "is_active"]
     search_fields = ["name", "condition"]
     readonly_fields = ["placeholders_help"]
@@ -105,7 +117,12 @@ class PromotionAdmin(OrgScopedAdmin):
         return Bound
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_actions=Count("actions"))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("organisation")
+            .annotate(n_actions=Count("actions"))
+        )
 
     @admin.display(description="Actions", ordering="n_actions")
     def action_count(self, obj):
@@ -120,6 +137,13 @@ class PromotionAdmin(OrgScopedAdmin):
         groups, _ = named_milestones(obj.organisation_id, names)
         return ", ".join(g.name for g in groups) or "any"
 
+    @admin.display(description="Condition doctor")
+    def warnings(self, obj):
+        found = condition_warnings(
+            organisation=obj.organisation, condition=obj.condition, activity=obj.activity
+        )
+        return "; ".join(w.message for w in found) or "-"
+
     @admin.display(description="Message placeholders")
     def placeholders_help(self, obj=None):
         return "; ".join(f"{{{k}}}: {v}" for k, v in PLACEHOLDERS.items())
@@ -128,6 +152,10 @@ class PromotionAdmin(OrgScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        for warning in condition_warnings(
+            organisation=request.user.organisation, condition=obj.condition, activity=obj.activity
+        ):
+            self.message_user(request, f"Condition: {warning.message}", messages.WARNING)
 
     def save_formset(self, request, form, formset, change):
         """Actions keep the order given, numbered 0, 1, ... (positions typed 5 and 7, or
@@ -333,3 +361,52 @@ class CommunicationAdmin(OrgScopedAdmin):
         if not obj.organisation_id:
             obj.organisation = request.user.organisation
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ConsumeFailure)
+class ConsumeFailureAdmin(OrgScopedAdmin):
+    """Target events whose consumption failed (the poison-pill policy): the reason, the
+    attempts (automatic ones stop at ConsumeFailure.MAX_ATTEMPTS), and a retry action."""
+
+    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
+    list_display = ["event", "event_type", "customer", "attempts", "error", "failed_at"]
+    list_select_related = ["event__customer"]
+    actions = ["retry"]
+    ordering = ["-failed_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Type")
+    def event_type(self, obj):
+        return obj.event.get_type_display()
+
+    @admin.display(description="Customer")
+    def customer(self, obj):
+        return obj.event.customer
+
+    @admin.action(description="Retry the selected events now")
+    def retry(self, request, queryset):
+        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
+            self.message_user(request, "Only a configurer may retry events.", messages.ERROR)
+            return
+        from .tasks import queue_consumption
+
+        ids = events_retry(
+            organisation_id=request.user.organisation_id,
+            event_ids=list(queryset.values_list("event_id", flat=True)),
+        )
+        queue_consumption(ids)
+        self.message_user(request, f"{len(ids)} event(s) queued for promotions again.")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
+            actions.pop("retry", None)
+        return actions

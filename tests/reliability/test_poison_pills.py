@@ -320,3 +320,44 @@ def test_repair_overflow_rebuilds_poisoned_progress(two_orgs, capsys):
 def test_repair_overflow_dry_run_changes_nothing(two_orgs, capsys):
     call_command("repair_overflow", "--dry-run")
     assert "0 overflowed progress row(s)" in capsys.readouterr().out
+
+
+# --- a person sees the reason and retries ---------------------------------------------------
+
+
+def test_the_admin_shows_why_an_activity_failed_and_a_configurer_retries_it(
+    client, two_orgs, configurer, member_care, django_capture_on_commit_callbacks
+):
+    _a, _b, ca, _cb = two_orgs
+    poison = _activity(ca.organisation, ca, "poison", 10**17)
+    activities_track(activity_ids=[poison.id], now=WHEN)
+    client.force_login(member_care)
+    page = client.get("/admin/evaluation/activity/?status=failed").content.decode()
+    assert "poison" in page and "past the limit" in page
+    assert "retry_failed" not in page  # member care reads, never retries
+    client.force_login(configurer)
+    page = client.get("/admin/evaluation/activity/?status=failed").content.decode()
+    assert "retry_failed" in page
+    response = client.post(
+        "/admin/evaluation/activity/",
+        {"action": "retry_failed", "_selected_action": [poison.id]},
+        follow=True,
+    )
+    assert "1 failed activity(ies) queued" in response.content.decode()
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts) == (ActivityStatus.PENDING, 0)
+
+
+def test_the_admin_lists_failed_target_events_with_their_reason(client, paying, configurer):
+    poisoned, _healthy = paying
+    consumer.event_consume_failed(event_id=poisoned.id, error="achieved cannot be read")
+    client.force_login(configurer)
+    page = client.get("/admin/promotions/consumefailure/").content.decode()
+    assert "achieved cannot be read" in page
+    response = client.post(
+        "/admin/promotions/consumefailure/",
+        {"action": "retry", "_selected_action": [ConsumeFailure.objects.get().pk]},
+        follow=True,
+    )
+    assert "1 event(s) queued" in response.content.decode()
+    assert not ConsumeFailure.objects.exists()

@@ -19,7 +19,7 @@ from enrolment.models import Customer, ImportJob
 from enrolment.services import enrolments_add
 from evaluation.models import EvaluationRun, ReprocessRun, TargetEvent
 from milestones.services.target_groups import target_group_create, template_create_from_group
-from promotions.models import Award, Communication, Message
+from promotions.models import Award, Communication, ConsumeFailure, Message
 from promotions.services import coupon_series_create, promotion_create
 from tests.factories import StoreFactory
 
@@ -47,6 +47,7 @@ class World:
     message: object
     coupon: object
     second_group: object
+    consume_failure: object
 
     def ids(self) -> dict[str, int]:
         """Values for the URL parameters of every route."""
@@ -61,6 +62,7 @@ class World:
             "promotion": self.promotion.pk,
             "coupon_series": self.coupon_series.pk,
             "award": self.award.pk,
+            "consume_failure": self.consume_failure.pk,
             "evaluation_run": self.evaluation_run.pk,
             "reprocess_run": self.reprocess_run.pk,
             "org": self.org.pk,
@@ -73,6 +75,7 @@ class World:
             self.audience, self.import_job, self.promotion, self.coupon_series, self.award,
             self.evaluation_run, self.reprocess_run, self.integration_user, self.period,
             self.sub_target, self.event, self.communication, self.message, self.coupon,
+            self.consume_failure,
         ]  # fmt: skip
 
     def by_model(self) -> dict:
@@ -226,4 +229,7 @@ def build_world(org, configurer, integration) -> World:
         message=message,
         coupon=coupon_series.coupons.order_by("code").first(),
         second_group=second_group,
+        consume_failure=ConsumeFailure.objects.create(
+            organisation=org, event=event, error="Acme failure", failed_at=now
+        ),
     )

@@ -335,6 +335,10 @@ ADMIN = {
     "history promotions.award":                                   (200, 200, "login", "login", "index"),
     "changelist promotions.communication":                        (200, 403, "login", "login", 200),
     "add promotions.communication":                               (200, 403, "login", "login", 200),
+    "changelist promotions.consumefailure":                       (200, 200, "login", "login", 200),
+    "add promotions.consumefailure":                              (403, 403, "login", "login", 403),
+    "change promotions.consumefailure":                           (200, 200, "login", "login", "index"),
+    "history promotions.consumefailure":                          (200, 200, "login", "login", "index"),
     "changelist promotions.couponseries":                         (200, 403, "login", "login", 200),
     "add promotions.couponseries":                                (200, 403, "login", "login", 200),
     "change promotions.couponseries":                             (200, 403, "login", "login", "index"),
@@ -360,6 +364,7 @@ ADMIN_OBJECTS = {
     "milestones.targetgroup": "group",
     "milestones.template": "template",
     "promotions.award": "award",
+    "promotions.consumefailure": "consume_failure",
     "promotions.couponseries": "coupon_series",
     "promotions.promotion": "promotion",
 }
