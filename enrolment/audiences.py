@@ -21,25 +21,39 @@ names a target (name or id) and keeps the customers with a cycle of it where: `a
 (true: the target was reached), `min_value` (achieved value at least this), `cycle` (a period
 name or "P2"), a time window `from`/`to` (dates, organisation timezone) or `last_days` --
 on the moment of achievement when `achieved` is true, else on the cycle's start.
+
+Every value is checked when the group is saved, and a bad one is a 400 naming its condition:
+mobile, email and external_id compared in their stored form (enrolment.identifiers); dates
+from 1900-01-01 to 2999-12-31 (created_at against a date means that whole day in the
+organisation's timezone); is_loyalty_member and `exists` take true or false; an attribute
+is compared with a JSON string, number, true, false or null; `in` takes a list of up to
+1,000; min_value is a number; last_days 1 to 36,500; at most 50 conditions.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import DataError, ProgrammingError, transaction
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from milestones.models import EnrolmentMode, Period, Target, TargetGroup
 
+from .identifiers import IdentifierError, fragment, normalise
 from .models import (
     AudienceGroup,
     AudienceKind,
     AudienceMember,
+    AudienceRefreshStatus,
     Customer,
     Enrolment,
     EnrolmentSource,
@@ -47,15 +61,18 @@ from .models import (
 )
 from .services import CHUNK, enrolments_add, enrolments_deactivate
 
-CUSTOMER_FIELDS = (
-    "name",
-    "mobile",
-    "email",
-    "external_id",
-    "joined_on",
-    "is_loyalty_member",
-    "created_at",
-)
+logger = logging.getLogger(__name__)
+
+# Customer fields a condition may name, and the kind of value each compares with.
+CUSTOMER_FIELDS = {
+    "name": "text",
+    "mobile": "identifier",
+    "email": "identifier",
+    "external_id": "identifier",
+    "joined_on": "date",
+    "is_loyalty_member": "bool",
+    "created_at": "datetime",
+}
 OPS = {
     "eq": "exact",
     "ne": "exact",
@@ -67,31 +84,308 @@ OPS = {
     "contains": "icontains",
     "exists": "isnull",
 }
+ORDERING_OPS = ("gt", "gte", "lt", "lte")
+OPS_BY_KIND = {
+    "text": tuple(OPS),
+    "identifier": tuple(OPS),
+    "attribute": tuple(OPS),
+    "date": ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists"),
+    "datetime": ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists"),
+    "bool": ("eq", "ne", "in", "exists"),
+}
 TARGET_KEYS = {"target", "achieved", "min_value", "cycle", "from", "to", "last_days"}
+MAX_CONDITIONS = 50
+MAX_IN_VALUES = 1000
+MAX_TEXT = 1000
+MAX_LAST_DAYS = 36500
+MAX_NUMBER = 10**14  # the largest amount an activity carries
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
 
 
 # --- the filter --------------------------------------------------------------------------------
 
 
-def _parse_date(value, label: str, errors: list[str]) -> date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, date):
-        return value
+class _Bad(ValueError):
+    """One value of a condition is not acceptable; the message says why."""
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        value = value.date()
+    if not isinstance(value, date):
+        if not isinstance(value, str):
+            raise _Bad(f"{_shown(value)} is not a date like 2026-01-31.")
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            raise _Bad(f"{_shown(value)} is not a date like 2026-01-31.") from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise _Bad(f"{value.isoformat()} is outside {EARLIEST_DATE} to {LATEST_DATE}.")
+    return value
+
+
+def _as_moment(value, tz) -> datetime | date:
+    """A date (a whole calendar day in the organisation's timezone) or an aware datetime."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and len(text) > 10:  # more than a date: a date and a time
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Bad(
+                f"{_shown(value)} is not a date (2026-01-31) or a date and time "
+                "(2026-01-31T10:00:00+05:30)."
+            ) from None
+        _as_date(moment.date())
+        return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    return _as_date(value)
+
+
+def _as_number(value) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise _Bad(f"{_shown(value)} is not a number.")
     try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        errors.append(f"{label} must be a date like 2026-01-31, got {value!r}.")
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _Bad(f"{_shown(value)} is not a number.") from None
+    if not number.is_finite() or abs(number) > MAX_NUMBER:
+        raise _Bad(f"{_shown(value)} is not a number between -10^14 and 10^14.")
+    return number
+
+
+def _as_text(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Bad(f"{_shown(value)} is not text.")
+    if len(value) > MAX_TEXT or "\x00" in value:
+        raise _Bad(f"{_shown(value)} is longer than {MAX_TEXT} characters or has a NUL.")
+    return value
+
+
+def _as_attribute_value(value, op: str):
+    """A JSON scalar to compare an attribute with."""
+    if value is None:
+        if op not in ("eq", "ne"):
+            raise _Bad(f"'{op}' needs a value, not null.")
         return None
+    if op == "contains":
+        return _as_text(value)
+    if isinstance(value, bool):
+        if op in ORDERING_OPS:
+            raise _Bad(f"'{op}' compares numbers or text, not {_shown(value)}.")
+        return value
+    if isinstance(value, int):
+        if abs(value) > 2**53:
+            raise _Bad(f"{value} is too large a number (at most 2^53).")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad(f"{value} is not a finite number.")
+        return value
+    if isinstance(value, str):
+        return _as_text(value)
+    raise _Bad(f"{_shown(value)} is not a string, number, true, false or null.")
+
+
+def _day(d: date, tz) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar day in the organisation's timezone."""
+    return datetime.combine(d, time(), tz), datetime.combine(d + timedelta(days=1), time(), tz)
+
+
+def _moment_q(lookup: str, op: str, value, tz) -> Q:
+    """created_at against a day (the whole day, in the organisation's timezone) or a moment."""
+    if isinstance(value, datetime):
+        return Q(**{f"{lookup}__{OPS[op]}": value})
+    start, end = _day(value, tz)
+    return {
+        "eq": Q(**{f"{lookup}__gte": start, f"{lookup}__lt": end}),
+        "ne": Q(**{f"{lookup}__gte": start, f"{lookup}__lt": end}),
+        "gt": Q(**{f"{lookup}__gte": end}),
+        "gte": Q(**{f"{lookup}__gte": start}),
+        "lt": Q(**{f"{lookup}__lt": start}),
+        "lte": Q(**{f"{lookup}__lt": end}),
+    }[op]
+
+
+class _FilterBuilder:
+    """Turns a filter definition into a queryset, collecting one message per bad condition."""
+
+    def __init__(self, organisation):
+        self.organisation = organisation
+        self.tz = organisation.tzinfo
+        self.errors: list[str] = []
+        self.aliases: dict[str, KeyTransform] = {}
+
+    def bad(self, label: str, message: str) -> Q:
+        self.errors.append(f"{label}: {message}")
+        return Q()
+
+    # customer fields and attributes
+
+    def customer_q(self, cond: dict, label: str) -> Q:
+        name = cond.get("field")
+        op = cond.get("op") or "eq"
+        value = cond.get("value")
+        if not isinstance(op, str) or op not in OPS:
+            return self.bad(label, f"unknown operator {_shown(op)}; use one of {', '.join(OPS)}.")
+        if isinstance(name, str) and name.startswith("attributes."):
+            key = name.split(".", 1)[1]
+            if not key.strip() or len(key) > 200 or "\x00" in key:
+                return self.bad(label, "name the attribute, as in attributes.city.")
+            kind = "attribute"
+            lookup = f"attr_{len(self.aliases) + 1}"
+            self.aliases[lookup] = KeyTransform(key, "attributes")
+        elif isinstance(name, str) and name in CUSTOMER_FIELDS:
+            kind = CUSTOMER_FIELDS[name]
+            lookup = name
+        else:
+            return self.bad(
+                label,
+                f"unknown field {_shown(name)}; use {', '.join(CUSTOMER_FIELDS)} or "
+                "attributes.<key>.",
+            )
+        if op not in OPS_BY_KIND[kind]:
+            return self.bad(
+                label, f"{name} takes the operators {', '.join(OPS_BY_KIND[kind])}, not '{op}'."
+            )
+        if op == "exists":
+            if not isinstance(value, bool):
+                return self.bad(label, "'exists' needs the value true or false.")
+            return Q(**{f"{lookup}__isnull": not value})
+        if op == "in":
+            if not isinstance(value, list) or not value:
+                return self.bad(label, "the 'in' operator needs a list of values.")
+            if len(value) > MAX_IN_VALUES:
+                return self.bad(label, f"the 'in' list has more than {MAX_IN_VALUES} values.")
+        try:
+            if op == "in":
+                values = [self.value(kind, name, "in", v) for v in value]
+            else:
+                values = [self.value(kind, name, op, value)]
+        except (_Bad, IdentifierError) as exc:
+            return self.bad(label, f"{name}: {exc}")
+        if kind == "datetime":
+            q = Q()
+            for v in values:
+                q |= _moment_q(lookup, "eq" if op == "in" else op, v, self.tz)
+            return ~q if op == "ne" else q
+        if op == "in":
+            q = Q(**{f"{lookup}__in": values})
+        else:
+            q = Q(**{f"{lookup}__{OPS[op]}": values[0]})
+        return ~q if op == "ne" else q
+
+    def value(self, kind: str, name: str, op: str, value):
+        """One value of a customer-field condition, checked and in the stored form."""
+        if kind == "attribute":
+            return _as_attribute_value(value, op)
+        if value is None:
+            if op in ("eq", "ne"):
+                return None
+            raise _Bad(f"'{op}' needs a value, not null.")
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise _Bad(f"{_shown(value)} is not true or false.")
+            return value
+        if kind == "date":
+            return _as_date(value)
+        if kind == "datetime":
+            return _as_moment(value, self.tz)
+        text = _as_text(value)
+        if kind == "identifier":
+            # the stored form (enrolment.identifiers), so a condition finds what a lookup finds
+            if op == "contains":
+                part = fragment(name, text)
+                if not part:
+                    raise _Bad(f"{_shown(value)} has nothing to search for.")
+                return part
+            return normalise(name, text)
+        return text
+
+    # target results
+
+    def target_q(self, cond: dict, label: str) -> Q:
+        unknown = set(cond) - TARGET_KEYS
+        if unknown:
+            self.bad(label, f"unknown keys {', '.join(sorted(map(str, unknown)))}.")
+        ref = cond.get("target")
+        if isinstance(ref, bool) or not isinstance(ref, int | str) or not str(ref).strip():
+            return self.bad(label, "name the target (its name or id).")
+        if isinstance(ref, str) and (len(ref) > 200 or "\x00" in ref):
+            return self.bad(label, f"{_shown(ref)} is not a target name.")
+        target = _resolve_target(self.organisation, ref)
+        if target is None:
+            return self.bad(label, f"no target named {_shown(ref)} in this organisation.")
+        errors_before = len(self.errors)
+        achieved = cond.get("achieved")
+        if achieved is not None and not isinstance(achieved, bool):
+            self.bad(label, f"'achieved' is true or false, not {_shown(achieved)}.")
+        Progress = apps.get_model("evaluation", "Progress")
+        progress = Progress.objects.filter(target=target)
+        if achieved:
+            progress = progress.filter(achieved_at__isnull=False)
+        if cond.get("min_value") not in (None, ""):
+            try:
+                progress = progress.filter(achieved__gte=_as_number(cond["min_value"]))
+            except _Bad as exc:
+                self.bad(label, f"min_value: {exc}")
+        cycle = cond.get("cycle")
+        if cycle not in (None, ""):
+            readable = isinstance(cycle, int | str) and not isinstance(cycle, bool)
+            if readable and isinstance(cycle, str):
+                readable = len(cycle) <= 200 and "\x00" not in cycle
+            ordinal = _cycle_ordinal(target, cycle) if readable else None
+            if ordinal is None:
+                self.bad(label, f"{_shown(cycle)} is not a cycle of {target.name!r}.")
+            else:
+                progress = progress.filter(cycle_ordinal=ordinal)
+        start = end = None
+        for key in ("from", "to"):
+            if cond.get(key) not in (None, ""):
+                try:
+                    day = _as_date(cond[key])
+                except _Bad as exc:
+                    self.bad(label, f"'{key}': {exc}")
+                    continue
+                if key == "from":
+                    start = day
+                else:
+                    end = day
+        if start and end and end < start:
+            self.bad(label, f"'to' ({end}) is before 'from' ({start}).")
+        days = cond.get("last_days")
+        if days not in (None, ""):
+            if isinstance(days, str) and days.strip().isdigit():
+                days = int(days.strip())
+            if isinstance(days, bool) or not isinstance(days, int):
+                self.bad(label, "last_days must be a whole number of days.")
+            elif not 1 <= days <= MAX_LAST_DAYS:
+                self.bad(label, f"last_days must be between 1 and {MAX_LAST_DAYS}, not {days}.")
+            else:
+                start = timezone.now().astimezone(self.tz).date() - timedelta(days=days - 1)
+        if len(self.errors) > errors_before:
+            return Q()
+        moment = "achieved_at" if achieved else "cycle_start"
+        if start:
+            progress = progress.filter(**{f"{moment}__gte": _day(start, self.tz)[0]})
+        if end:
+            progress = progress.filter(**{f"{moment}__lt": _day(end, self.tz)[1]})
+        return Q(id__in=progress.values("customer_id"))
 
 
 def _resolve_target(organisation, ref) -> Target | None:
     qs = Target.objects.filter(organisation=organisation).select_related("target_group")
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        found = qs.filter(pk=int(ref)).first()
+    text = str(ref).strip()
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        found = qs.filter(pk=int(text)).first()
         if found:
             return found
-    return qs.filter(name=str(ref).strip()).first()
+    return qs.filter(name=text).first()
 
 
 def _cycle_ordinal(target: Target, ref) -> int | None:
@@ -99,105 +393,63 @@ def _cycle_ordinal(target: Target, ref) -> int | None:
     period = Period.objects.filter(target_group=target.target_group, name=text).first()
     if period:
         return period.ordinal
-    match = re.fullmatch(r"[Pp](\d+)", text)
-    return int(match.group(1)) if match else None
-
-
-def _customer_q(cond: dict, errors: list[str], label: str) -> Q:
-    name = str(cond.get("field") or "")
-    op = cond.get("op") or "eq"
-    value = cond.get("value")
-    if op not in OPS:
-        errors.append(f"{label}: unknown operator {op!r}; use one of {', '.join(OPS)}.")
-        return Q()
-    if name.startswith("attributes."):
-        key = name.split(".", 1)[1]
-        if not key:
-            errors.append(f"{label}: name the attribute, as in attributes.city.")
-            return Q()
-        lookup = f"attributes__{key}"
-    elif name in CUSTOMER_FIELDS:
-        lookup = name
-    else:
-        errors.append(
-            f"{label}: unknown field {name!r}; use {', '.join(CUSTOMER_FIELDS)} or attributes.<key>."
-        )
-        return Q()
-    if op == "exists":
-        return Q(**{f"{lookup}__isnull": not bool(value)})
-    if op == "in" and not isinstance(value, list):
-        errors.append(f"{label}: the 'in' operator needs a list of values.")
-        return Q()
-    q = Q(**{f"{lookup}__{OPS[op]}": value})
-    return ~q if op == "ne" else q
-
-
-def _target_q(organisation, cond: dict, errors: list[str], label: str) -> Q:
-    unknown = set(cond) - TARGET_KEYS
-    if unknown:
-        errors.append(f"{label}: unknown keys {', '.join(sorted(unknown))}.")
-    target = _resolve_target(organisation, cond.get("target"))
-    if target is None:
-        errors.append(f"{label}: no target named {cond.get('target')!r} in this organisation.")
-        return Q()
-    Progress = apps.get_model("evaluation", "Progress")
-    progress = Progress.objects.filter(target=target)
-    achieved = bool(cond.get("achieved"))
-    if achieved:
-        progress = progress.filter(achieved_at__isnull=False)
-    if cond.get("min_value") not in (None, ""):
-        progress = progress.filter(achieved__gte=cond["min_value"])
-    if cond.get("cycle") not in (None, ""):
-        ordinal = _cycle_ordinal(target, cond["cycle"])
-        if ordinal is None:
-            errors.append(f"{label}: {cond['cycle']!r} is not a cycle of {target.name!r}.")
-        else:
-            progress = progress.filter(cycle_ordinal=ordinal)
-    tz = organisation.tzinfo
-    start = _parse_date(cond.get("from"), f"{label}: 'from'", errors)
-    end = _parse_date(cond.get("to"), f"{label}: 'to'", errors)
-    if cond.get("last_days") not in (None, ""):
-        try:
-            days = int(cond["last_days"])
-        except (TypeError, ValueError):
-            errors.append(f"{label}: last_days must be a whole number of days.")
-            days = 0
-        if days > 0:
-            start = timezone.now().astimezone(tz).date() - timedelta(days=days - 1)
-    moment = "achieved_at" if achieved else "cycle_start"
-    if start:
-        progress = progress.filter(**{f"{moment}__gte": datetime.combine(start, time(), tz)})
-    if end:
-        progress = progress.filter(
-            **{f"{moment}__lt": datetime.combine(end + timedelta(days=1), time(), tz)}
-        )
-    return Q(id__in=progress.values("customer_id"))
+    match = re.fullmatch(r"[Pp](\d{1,6})", text)
+    return int(match.group(1)) if match and text.isascii() else None
 
 
 def filter_queryset(organisation, definition: dict):
-    """The customers a filter definition selects; ValidationError naming each bad condition."""
-    errors: list[str] = []
+    """The customers a filter definition selects; ValidationError naming each bad condition.
+
+    Every value is checked here (its type, its range, identifiers in their stored form), so
+    a definition that passes builds a query the database accepts.
+    """
     if not isinstance(definition, dict) or not isinstance(definition.get("conditions"), list):
         raise ValidationError({"filter": ["A filter is {'conditions': [...]}, at least one."]})
     conditions = definition["conditions"]
+    builder = _FilterBuilder(organisation)
     if not conditions:
-        errors.append("A filter needs at least one condition.")
+        builder.errors.append("A filter needs at least one condition.")
+    if len(conditions) > MAX_CONDITIONS:
+        raise ValidationError(
+            {
+                "filter": [
+                    f"A filter has at most {MAX_CONDITIONS} conditions, got {len(conditions)}."
+                ]
+            }
+        )
     q = Q()
     for i, cond in enumerate(conditions, start=1):
         label = f"Condition {i}"
         if not isinstance(cond, dict):
-            errors.append(f"{label}: a condition is an object.")
+            builder.bad(label, "a condition is an object.")
         elif "target" in cond:
-            q &= _target_q(organisation, cond, errors, label)
+            q &= builder.target_q(cond, label)
         else:
-            q &= _customer_q(cond, errors, label)
-    if errors:
-        raise ValidationError({"filter": errors})
-    return Customer.objects.filter(organisation=organisation).filter(q)
+            q &= builder.customer_q(cond, label)
+    if builder.errors:
+        raise ValidationError({"filter": builder.errors})
+    return Customer.objects.filter(organisation=organisation).alias(**builder.aliases).filter(q)
+
+
+def filter_errors(organisation, definition) -> list[str]:
+    """The messages `filter_queryset` would refuse the definition with ([] when it is valid)."""
+    try:
+        filter_queryset(organisation, definition)
+    except ValidationError as exc:
+        return _messages(exc)
+    return []
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "error_dict"):
+        return [m for messages in exc.message_dict.values() for m in messages]
+    return list(exc.messages)
 
 
 def filter_reads_target(definition: dict, target: Target) -> bool:
-    for cond in (definition or {}).get("conditions") or []:
+    if not isinstance(definition, dict) or not isinstance(definition.get("conditions"), list):
+        return False
+    for cond in definition["conditions"]:
         if isinstance(cond, dict) and "target" in cond:
             ref = cond["target"]
             if str(ref).strip() in (target.name, str(target.id)):
@@ -284,7 +536,14 @@ def audience_group_create(
     if kind == AudienceKind.LIST:
         _members_set(group, customer_ids or [])
     else:
-        audience_group_refresh(audience_group=group)
+        try:
+            audience_group_refresh(audience_group=group)
+        except (DataError, ProgrammingError, OverflowError):
+            # the checks above should make this unreachable; a 400, not a 500, if not
+            logger.exception("a new audience filter could not be evaluated")
+            raise ValidationError(
+                {"filter": ["The database could not evaluate this filter: check its values."]}
+            ) from None
     return group
 
 
@@ -396,26 +655,129 @@ def target_group_audience_link(*, target_group: TargetGroup, audience_group_id) 
     audience_enrolments_sync(target_group=target_group, audience_group=group)
 
 
+# --- refreshing many groups: a group's failure stays on that group ----------------------------
+#
+# The beat refreshes every filter group, one task per organisation (enrolment.tasks), and
+# the achievement hook the groups that read a target. A group that cannot be refreshed must
+# not stop the others: its failure is written on its row (refresh_status, refresh_error,
+# refresh_attempts) and the loop goes on. `invalid` (the filter no longer holds, e.g. a
+# target it names was renamed or deleted) is skipped until someone edits the group or presses
+# "Refresh now"; `failed` (anything else) is retried by the beat up to
+# AudienceGroup.REFRESH_MAX_ATTEMPTS times in a row, then waits for "Refresh now" too. The
+# last good members stay meanwhile. If even writing the failure fails, the database itself is
+# unavailable: that error goes up and the next run starts again.
+
+
+@dataclass
+class RefreshOutcome:
+    group_id: int
+    status: str  # an AudienceRefreshStatus value
+    reason: str = ""
+    errors: list[str] | None = None
+    added: int = 0
+    removed: int = 0
+
+
+def _record_failure(group: AudienceGroup, status: str, reason: str) -> None:
+    now = timezone.now()
+    AudienceGroup.objects.filter(pk=group.pk).update(
+        refresh_status=status,
+        refresh_error=reason,
+        refresh_attempts=F("refresh_attempts") + 1,
+        refresh_failed_at=now,
+    )
+    group.refresh_from_db(fields=["refresh_status", "refresh_error", "refresh_attempts",
+                                  "refresh_failed_at"])  # fmt: skip
+
+
+def _record_success(group: AudienceGroup) -> None:
+    AudienceGroup.objects.filter(pk=group.pk).exclude(
+        refresh_status=AudienceRefreshStatus.OK, refresh_attempts=0
+    ).update(refresh_status=AudienceRefreshStatus.OK, refresh_error="", refresh_attempts=0)
+    group.refresh_status, group.refresh_error, group.refresh_attempts = "ok", "", 0
+
+
+def audience_group_refresh_guarded(*, audience_group: AudienceGroup) -> RefreshOutcome:
+    """Refresh one group; a failure is recorded on the group and returned, never raised."""
+    group = audience_group
+    if group.kind == AudienceKind.FILTER:
+        errors = filter_errors(group.organisation, group.filter)
+        if errors:
+            reason = "The filter no longer holds: " + " ".join(errors)
+            _record_failure(group, AudienceRefreshStatus.INVALID, reason[:2000])
+            return RefreshOutcome(group.id, AudienceRefreshStatus.INVALID, reason, errors)
+    try:
+        result = audience_group_refresh(audience_group=group)
+    except Exception as exc:  # one group's failure, whatever it is, must not stop the others
+        logger.exception("audience group %s could not be refreshed", group.pk)
+        reason = f"The refresh failed ({type(exc).__name__}): {exc}"[:2000]
+        _record_failure(group, AudienceRefreshStatus.FAILED, reason)
+        return RefreshOutcome(group.id, AudienceRefreshStatus.FAILED, reason)
+    _record_success(group)
+    return RefreshOutcome(
+        group.id, AudienceRefreshStatus.OK, added=result["added"], removed=result["removed"]
+    )
+
+
+def audience_group_refresh_now(*, audience_group: AudienceGroup) -> RefreshOutcome:
+    """Refresh now (admin action, API): a retry whatever the beat's state; the count of
+    failed attempts starts again, so a failure after it is retried automatically again."""
+    AudienceGroup.objects.filter(pk=audience_group.pk).update(refresh_attempts=0)
+    audience_group.refresh_attempts = 0
+    return audience_group_refresh_guarded(audience_group=audience_group)
+
+
 def audience_groups_refresh_for_target(*, target: Target) -> list[int]:
     """Re-evaluate the filter groups that read this target's results (call it when the target
     is achieved). Returns the ids of the groups refreshed."""
     refreshed = []
-    for group in AudienceGroup.objects.filter(
-        organisation_id=target.organisation_id, kind=AudienceKind.FILTER
-    ):
+    groups = (
+        AudienceGroup.objects.filter(
+            organisation_id=target.organisation_id, kind=AudienceKind.FILTER
+        )
+        .filter(AudienceGroup.refresh_due_q())
+        .select_related("organisation")
+    )
+    for group in groups:
         if filter_reads_target(group.filter, target):
-            audience_group_refresh(audience_group=group)
-            refreshed.append(group.id)
+            outcome = audience_group_refresh_guarded(audience_group=group)
+            if outcome.status == AudienceRefreshStatus.OK:
+                refreshed.append(group.id)
     return refreshed
 
 
-def audience_groups_refresh_all(*, organisation_id: int | None = None) -> int:
-    """The beat task's work: every filter group (merges and milestones follow)."""
-    qs = AudienceGroup.objects.filter(kind=AudienceKind.FILTER)
-    if organisation_id is not None:
-        qs = qs.filter(organisation_id=organisation_id)
-    count = 0
-    for group in qs.iterator():
-        audience_group_refresh(audience_group=group)
-        count += 1
-    return count
+def audience_refresh_organisation_ids() -> list[int]:
+    """The organisations with filter groups the beat still refreshes on its own."""
+    return sorted(
+        set(
+            AudienceGroup.objects.filter(kind=AudienceKind.FILTER)
+            .filter(AudienceGroup.refresh_due_q())
+            .values_list("organisation_id", flat=True)
+            .order_by()
+        )
+    )
+
+
+def audience_groups_refresh_organisation(*, organisation_id: int) -> dict[str, int]:
+    """The beat's work for one organisation: each of its filter groups that is not parked
+    (merges and milestones follow), the ones that failed last time after the others.
+    Returns how many ended ok, invalid or failed, and how many were skipped as parked."""
+    groups = AudienceGroup.objects.filter(organisation_id=organisation_id, kind=AudienceKind.FILTER)
+    summary = {status: 0 for status in AudienceRefreshStatus.values}
+    summary["skipped"] = groups.exclude(AudienceGroup.refresh_due_q()).count()
+    due = groups.filter(AudienceGroup.refresh_due_q()).select_related("organisation")
+    for group in due.order_by("refresh_attempts", "id"):
+        outcome = audience_group_refresh_guarded(audience_group=group)
+        summary[outcome.status] += 1
+    return summary
+
+
+def audience_groups_refresh_all(*, organisation_id: int | None = None) -> dict[str, int]:
+    """Every organisation's filter groups, one organisation after the other, in this process
+    (the beat task runs one task per organisation instead)."""
+    ids = [organisation_id] if organisation_id is not None else audience_refresh_organisation_ids()
+    total: dict[str, int] = {}
+    for org_id in ids:
+        for key, count in audience_groups_refresh_organisation(organisation_id=org_id).items():
+            total[key] = total.get(key, 0) + count
+    return total

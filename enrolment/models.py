@@ -1,7 +1,10 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from milestones.models import Organisation, Target, TargetGroup, scoping_copy
+
+from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
 
 
 class Customer(models.Model):
@@ -47,6 +50,22 @@ class Customer(models.Model):
 
     def __str__(self):
         return self.name or self.mobile or self.email or self.external_id or f"#{self.pk}"
+
+    def clean(self):
+        """Identifiers in their normal form (enrolment.identifiers), blank ones as NULL, so a
+        customer saved from a form is found by the same spellings as one from the API."""
+        errors = {}
+        for kind in IDENTIFIER_TYPES:
+            raw = getattr(self, kind)
+            if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+                setattr(self, kind, None)
+                continue
+            try:
+                setattr(self, kind, normalise(kind, raw))
+            except IdentifierError as exc:
+                errors[kind] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
 
 
 class EnrolmentSource(models.TextChoices):
@@ -126,12 +145,25 @@ class AudienceKind(models.TextChoices):
     MERGE = "merge", "Merge of existing groups"
 
 
+class AudienceRefreshStatus(models.TextChoices):
+    OK = "ok", "Up to date"
+    INVALID = "invalid", "Invalid filter (skipped until fixed)"
+    FAILED = "failed", "Refresh failed"
+
+
 class AudienceGroup(models.Model):
     """A set of customers a milestone can enrol: a fixed list, a live filter, or a merge.
 
     Filter and merge groups are recomputed (`enrolment.audiences.audience_group_refresh`);
     their `members` are a materialised snapshot, so enrolment and the API read one table.
+
+    A refresh that cannot run is recorded here, never raised at the other groups: `invalid`
+    (the filter no longer holds, e.g. a target it names was renamed) or `failed` (an
+    unexpected error), with the reason and the failed attempts in a row. The beat skips an
+    invalid group, and a failed one after REFRESH_MAX_ATTEMPTS; "Refresh now" retries.
     """
+
+    REFRESH_MAX_ATTEMPTS = 5
 
     organisation = models.ForeignKey(
         Organisation, on_delete=models.CASCADE, related_name="audience_groups"
@@ -147,6 +179,17 @@ class AudienceGroup(models.Model):
     )
     member_count = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    refresh_status = models.CharField(
+        max_length=10,
+        choices=AudienceRefreshStatus.choices,
+        default=AudienceRefreshStatus.OK,
+        editable=False,
+    )
+    refresh_error = models.TextField(blank=True, editable=False)
+    refresh_attempts = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Failed refreshes in a row."
+    )
+    refresh_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         "milestones.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -157,11 +200,31 @@ class AudienceGroup(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "name"], name="audience_group_name_unique_per_org"
             ),
+            models.CheckConstraint(
+                condition=Q(refresh_status__in=AudienceRefreshStatus.values),
+                name="audience_group_refresh_status_valid",
+            ),
         ]
         ordering = ["name"]
 
     def __str__(self):
         return self.name
+
+    @property
+    def refresh_parked(self) -> bool:
+        """The beat leaves this group alone until someone presses "Refresh now"."""
+        return self.refresh_status == AudienceRefreshStatus.INVALID or (
+            self.refresh_status == AudienceRefreshStatus.FAILED
+            and self.refresh_attempts >= self.REFRESH_MAX_ATTEMPTS
+        )
+
+    @classmethod
+    def refresh_due_q(cls) -> Q:
+        """The groups the beat still refreshes on its own (the opposite of refresh_parked)."""
+        return Q(refresh_status=AudienceRefreshStatus.OK) | Q(
+            refresh_status=AudienceRefreshStatus.FAILED,
+            refresh_attempts__lt=cls.REFRESH_MAX_ATTEMPTS,
+        )
 
 
 class AudienceMember(models.Model):

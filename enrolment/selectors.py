@@ -5,6 +5,8 @@ from decimal import Decimal
 from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
 from .models import Customer, CustomerTargetValue
 
+LOOKUP_CHUNK = 2000
+
 
 def customer_lookup(*, organisation, identifiers: dict) -> Customer | None:
     """The customer matching any given identifier (mobile, email, external_id), or None.
@@ -25,6 +27,53 @@ def customer_lookup(*, organisation, identifiers: dict) -> Customer | None:
             if customer is not None:
                 return customer
     return None
+
+
+def customers_lookup_many(*, organisation, items: list) -> tuple[list[int], list[str]]:
+    """`customer_lookup` for a list of identifier objects at once (audience lists): one
+    query per identifier type and chunk, not one per item.
+
+    Returns (customer ids in the items' order, one "Item n: ..." message per item that is
+    malformed or names no customer of this organisation).
+    """
+    wanted: list[dict[str, str] | None] = []
+    errors: list[str] = []
+    for i, item in enumerate(items, start=1):
+        given = {
+            k: v
+            for k, v in (item.items() if isinstance(item, dict) else ())
+            if k in IDENTIFIER_TYPES and v not in (None, "")
+        }
+        try:
+            if not given:
+                raise IdentifierError("Identify the customer by mobile, email or external_id.")
+            wanted.append({k: normalise(k, v) for k, v in given.items()})
+        except IdentifierError as exc:
+            errors.append(f"Item {i}: {exc}")
+            wanted.append(None)
+    found: dict[str, dict[str, int]] = {}
+    for kind in IDENTIFIER_TYPES:
+        values = sorted({w[kind] for w in wanted if w and kind in w})
+        found[kind] = {}
+        for start in range(0, len(values), LOOKUP_CHUNK):
+            found[kind].update(
+                Customer.objects.filter(
+                    organisation=organisation,
+                    **{f"{kind}__in": values[start : start + LOOKUP_CHUNK]},
+                ).values_list(kind, "id")
+            )
+    ids: list[int] = []
+    for i, w in enumerate(wanted, start=1):
+        if w is None:
+            continue
+        # the first identifier type, in IDENTIFIER_TYPES order, that names a customer
+        match = next((found[k][w[k]] for k in IDENTIFIER_TYPES if w.get(k) in found[k]), None)
+        if match is None:
+            errors.append(f"Item {i}: no such customer in this organisation.")
+        else:
+            ids.append(match)
+    errors.sort(key=lambda message: int(message.split(":", 1)[0].removeprefix("Item ")))
+    return ids, errors
 
 
 def target_value_for(*, target, customer_id: int, cycle_ordinal: int) -> Decimal:

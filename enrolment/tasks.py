@@ -22,9 +22,30 @@ def refresh_audience_groups_for_target(target_id: int) -> None:
         audience_groups_refresh_for_target(target=target)
 
 
-@shared_task
-def refresh_filter_audience_groups() -> None:
-    """Beat: re-evaluate every filter audience group (merges and milestones follow)."""
-    from .audiences import audience_groups_refresh_all
+@shared_task(bind=True)
+def refresh_filter_audience_groups(self) -> int:
+    """Beat: re-evaluate every filter audience group (merges and milestones follow).
 
-    audience_groups_refresh_all()
+    Run by a worker, it only plans: one `refresh_organisation_audience_groups` task per
+    organisation, so one tenant's slow or failing groups never hold up another's. Called as
+    a plain function (a shell, a test) it does the same work here, one organisation after
+    the other. Returns the number of organisations.
+    """
+    from .audiences import audience_refresh_organisation_ids
+
+    organisation_ids = audience_refresh_organisation_ids()
+    for organisation_id in organisation_ids:
+        if self.request.called_directly:
+            refresh_organisation_audience_groups(organisation_id)
+        else:
+            refresh_organisation_audience_groups.delay(organisation_id)
+    return len(organisation_ids)
+
+
+@shared_task
+def refresh_organisation_audience_groups(organisation_id: int) -> dict:
+    """One organisation's filter groups; a group that fails is recorded on its row
+    (enrolment.audiences, "refreshing many groups") and the others go on."""
+    from .audiences import audience_groups_refresh_organisation
+
+    return audience_groups_refresh_organisation(organisation_id=organisation_id)

@@ -12,7 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enrolment.models import Customer
-from milestones.api_common import reject_nul
+from milestones.api_common import (
+    MAX_OFFSET,
+    IdFilter,
+    PagingError,
+    id_param,
+    paging_value,
+    reject_nul,
+)
 from milestones.models import Role, Target, TargetGroup
 from milestones.permissions import ALL_ROLES
 from milestones.services.target_groups import CUSTOMER_EVENTS
@@ -226,6 +233,11 @@ class TargetEventOut(serializers.ModelSerializer):
 
 
 class TargetEventFilter(filters.FilterSet):
+    # IdFilter, not the default ModelChoiceFilter: another organisation's id and a missing
+    # one answer alike (200, no rows), inside the caller's organisation.
+    customer = IdFilter(field_name="customer_id")
+    target = IdFilter(field_name="target_id")
+    target_group = IdFilter(field_name="target_group_id")
     type = filters.ChoiceFilter(choices=TargetEventType.choices)
 
     class Meta:
@@ -255,12 +267,19 @@ class TargetEventList(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-def _paging(request, *, default_limit: int) -> tuple[int, int]:
+def _paging(request, *, default_limit: int, max_limit: int) -> tuple[int, int]:
+    """`?limit=` (1 to max_limit) and `?offset=` (0 to 1,000,000,000): anything else is a 400
+    naming the parameter (the leaderboards' {"detail": ...} shape)."""
+    params = request.query_params
     try:
-        limit = int(request.query_params.get("limit", default_limit))
-        offset = max(int(request.query_params.get("offset", 0)), 0)
-    except ValueError:
-        raise leaderboards.LeaderboardError("limit and offset must be integers.") from None
+        limit = paging_value(
+            params.get("limit"), "limit", default=default_limit, minimum=1, maximum=max_limit
+        )
+        offset = paging_value(
+            params.get("offset"), "offset", default=0, minimum=0, maximum=MAX_OFFSET
+        )
+    except PagingError as exc:
+        raise leaderboards.LeaderboardError(str(exc)) from None
     return limit, offset
 
 
@@ -282,7 +301,7 @@ class LeaderboardView(APIView):
             pk=pk, organisation_id=request.user.organisation_id, target_group__leaderboard_enabled=True,
         )  # fmt: skip
         try:
-            limit, offset = _paging(request, default_limit=10)
+            limit, offset = _paging(request, default_limit=10, max_limit=leaderboards.MAX_TOP)
             ordinal, name = leaderboards.resolve_cycle(target, request.query_params.get("period"))
             rows = leaderboards.top(target=target, ordinal=ordinal, limit=limit, offset=offset)
         except leaderboards.LeaderboardError as exc:
@@ -306,7 +325,9 @@ class CustomerRanksView(APIView):
     def get(self, request, pk: int):
         customer = get_object_or_404(Customer, pk=pk, organisation_id=request.user.organisation_id)
         try:
-            limit, offset = _paging(request, default_limit=leaderboards.MAX_RANKS)
+            limit, offset = _paging(
+                request, default_limit=leaderboards.MAX_RANKS, max_limit=leaderboards.MAX_RANKS
+            )
             rows = leaderboards.customer_ranks(customer=customer, limit=limit, offset=offset)
         except leaderboards.LeaderboardError as exc:
             return Response({"detail": str(exc)}, status=400)
@@ -397,9 +418,7 @@ class EvaluationRunList(APIView):
             .select_related("period")
             .order_by("-id")
         )
-        group = request.query_params.get("target_group")
-        if group:
-            if not group.isdigit():
-                return Response({"target_group": ["Give a target group id."]}, status=400)
-            runs = runs.filter(target_group_id=int(group))
+        group = id_param(request, "target_group")  # like IdFilter: any id, no existence check
+        if group is not None:
+            runs = runs.filter(target_group_id=group)
         return Response([_run_body(r, "evaluation") for r in runs[:200]])

@@ -19,6 +19,7 @@ from .models import Progress
 
 MAX_TOP = 100
 MAX_RANKS = 25
+MAX_OFFSET = 1_000_000_000  # the API's bound too (milestones.api_common.MAX_OFFSET)
 
 
 class LeaderboardError(ValueError):
@@ -54,6 +55,8 @@ def _ranked(target_id: int, ordinal: int):
 def top(*, target: Target, ordinal: int, limit: int = 10, offset: int = 0) -> list[dict]:
     if not 1 <= limit <= MAX_TOP:
         raise LeaderboardError(f"limit must be between 1 and {MAX_TOP}.")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise LeaderboardError(f"offset must be between 0 and {MAX_OFFSET}.")
     rows = list(
         _ranked(target.id, ordinal)
         .order_by("-achieved", "reached_at", "id")
@@ -99,6 +102,8 @@ def rank_of(*, target_id: int, ordinal: int, customer_id: int) -> tuple[int | No
 def customer_ranks(*, customer, limit: int = MAX_RANKS, offset: int = 0) -> list[dict]:
     if not 1 <= limit <= MAX_RANKS:
         raise LeaderboardError(f"limit must be between 1 and {MAX_RANKS}.")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise LeaderboardError(f"offset must be between 0 and {MAX_OFFSET}.")
     group_ids = Enrolment.objects.filter(
         customer=customer, is_active=True, target_group__leaderboard_enabled=True
     ).values_list("target_group_id", flat=True)

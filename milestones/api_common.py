@@ -1,22 +1,81 @@
 """Pieces shared by every app's API: org scoping, list paging, error shape."""
 
 import logging
+import re
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+MAX_OFFSET = 1_000_000_000
+MAX_ID = 2**63 - 1
+_WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+class PagingError(ValueError):
+    """A `limit` or `offset` that is not a whole number in its range; the message says so."""
+
+
+def paging_value(raw, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """One paging parameter: absent or blank -> default; otherwise a whole number from
+    `minimum` to `maximum`, or PagingError naming it (never clamped or ignored in silence)."""
+    if raw is None or str(raw).strip() == "":
+        return default
+    text = str(raw).strip()
+    value = int(text) if _WHOLE.fullmatch(text) else None
+    if value is None or not minimum <= value <= maximum:
+        shown = text if len(text) <= 30 else text[:27] + "..."
+        raise PagingError(
+            f"{name} must be a whole number between {minimum} and {maximum}, got {shown!r}."
+        )
+    return value
+
 
 class Pagination(LimitOffsetPagination):
-    """Lists are plain JSON arrays; `?limit=&offset=` page them, headers tell the total."""
+    """Lists are plain JSON arrays; `?limit=&offset=` page them, headers tell the total.
+
+    `limit` is 1 to 5,000 (default 1,000) and `offset` 0 to 1,000,000,000; anything else
+    (a fraction, `1e20`, a negative number, text) is a 400 naming the parameter.
+    """
 
     default_limit = 1000
     max_limit = 5000
+
+    def _value(self, request, name, **bounds) -> int:
+        try:
+            return paging_value(request.query_params.get(name), name, **bounds)
+        except PagingError as exc:
+            raise serializers.ValidationError({name: [str(exc)]}) from None
+
+    def get_limit(self, request):
+        return self._value(
+            request, self.limit_query_param, default=self.default_limit, minimum=1,
+            maximum=self.max_limit,
+        )  # fmt: skip
+
+    def get_offset(self, request):
+        return self._value(
+            request, self.offset_query_param, default=0, minimum=0, maximum=MAX_OFFSET
+        )
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {
+            self.limit_query_param: {"minimum": 1, "maximum": self.max_limit},
+            self.offset_query_param: {"minimum": 0, "maximum": MAX_OFFSET},
+        }
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
 
     def get_paginated_response(self, data):
         headers = {"X-Total-Count": str(self.count)}
@@ -88,6 +147,34 @@ def reject_nul(value) -> None:
     cannot store U+0000 in text or jsonb, so it is a 400 on every database, not a 500."""
     if _has_nul(value):
         raise serializers.ValidationError("Null characters (\\u0000) are not allowed.")
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """A list filter on a reference (`?customer=`, `?target=`, ...): any whole number in the
+    id range is accepted and matched inside the caller's organisation, so another
+    organisation's id and an id that does not exist answer alike (200, no rows); a fraction,
+    text or a number past the range is a 400, whoever's data it would name. (A
+    ModelChoiceFilter checks the id against every organisation's rows: 200 for another
+    organisation's, 400 for a missing one, which tells them apart.)"""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+def id_param(request, name: str) -> int | None:
+    """A reference query parameter outside a FilterSet, with IdFilter's rule and messages."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return forms.IntegerField(min_value=1, max_value=MAX_ID).clean(raw)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({name: exc.messages}) from None
 
 
 class OrgScopedMixin:

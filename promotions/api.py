@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django import forms
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from milestones.api_common import OrgScopedMixin
+from milestones.api_common import IdFilter, OrgScopedMixin
 from milestones.permissions import ALL_ROLES, CONFIG_ROLES
 
 from . import services
@@ -192,19 +190,6 @@ class AwardSerializer(serializers.Serializer):
 
     def get_till(self, award) -> str | None:
         return award.till.code if award.till_id else None
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(filters.NumberFilter):
-    """An id: a whole number in the column's range. A fraction or a number past the range is
-    a 400 (a plain NumberFilter on `*_id` sent 10**40 to the database: a 500)."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
 
 
 class AwardFilter(filters.FilterSet):

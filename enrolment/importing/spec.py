@@ -272,9 +272,9 @@ def resolve_header(
 
 def identifier_error(kind: str, raw: str) -> str | None:
     """The message for a bad identifier cell, or None when it is valid."""
-    from ..identifiers import IdentifierError, normalise
+    from ..identifiers import IdentifierError, normalise, visible_text
 
-    if raw.strip() == "":
+    if visible_text(raw) == "":  # blank, or only invisible characters
         return f"The {kind.replace('_', ' ')} is missing."
     try:
         normalise(kind, raw)

@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from enrolment.signals import customers_enrolled
 from milestones.services.target_groups import target_group_create
+from tests.factories import TillFactory
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def make_group(org, configurer):
                 "count": 3,
                 "start": date(2026, 1, 1),
             },
+            "till_code": TillFactory(organisation=org).code,
             "enrolment": {"mode": mode or ("custom_list" if per_customer else "all_customers")},
             "targets": targets
             or [{"name": f"{name} target", "kpi": "quantity", "value": Decimal(100)}],

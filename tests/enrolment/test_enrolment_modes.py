@@ -13,6 +13,7 @@ from enrolment.models import AudienceGroup, Customer, Enrolment, EnrolmentNotifi
 from enrolment.services import auto_enrol_on_activity
 from evaluation.models import Progress
 from milestones_site.schedules import PERIODIC_TASKS
+from tests.factories import TillFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -127,9 +128,10 @@ def test_the_audience_sample_csv_downloads(api, configurer):
 
 def test_an_unknown_audience_group_refuses_the_milestone(api, configurer, other_org):
     theirs = AudienceGroup.objects.create(organisation=other_org, name="Theirs", kind="list")
+    TillFactory(organisation=configurer.organisation)
     response = api(configurer).post(
         "/api/v1/target-groups/",
-        {"name": "Fuel X", "start": "2026-01-01", "end": "2026-12-31",
+        {"name": "Fuel X", "start": "2026-01-01", "end": "2026-12-31", "till_code": "T1",
          "cycle": {"type": "fixed_calendar", "frequency": "monthly", "count": 1},
          "enrolment": {"mode": "audience_group", "audience_group": theirs.id},
          "targets": [{"name": "T X", "kpi": "quantity", "value": 1}]},
