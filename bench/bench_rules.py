@@ -18,7 +18,7 @@ from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from promotions.rules import EventProfile, RuleContext, compile_rule  # noqa: E402
+from rules import EventProfile, RuleContext, compile_rule  # noqa: E402
 
 TXN = RuleContext(
     txn={

@@ -8,7 +8,7 @@ from django.utils.text import Truncator
 from import_export.admin import ImportMixin
 from import_export.forms import ImportForm
 
-from milestones.admin_base import OrgScopedAdmin, UploaderBoundConfirmForm, UploaderBoundImport
+from common.admin import OrgScopedAdmin, UploaderBoundConfirmForm, UploaderBoundImport
 from milestones.models import EnrolmentMode, Role, TargetGroup
 
 from .audiences import audience_group_refresh_now, filter_errors

@@ -18,10 +18,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from milestones.api_common import IdFilter, OrgScopedMixin, Pagination, reject_nul
-from milestones.csv_safe import csv_cell
+from common.api import IdFilter, OrgScopedMixin, Pagination, reject_nul
+from common.csv_safe import csv_cell
+from common.permissions import ALL_ROLES
 from milestones.models import Role, TargetGroup
-from milestones.permissions import ALL_ROLES
 
 from . import audiences, services
 from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from milestones.bulk import insert_rows, pg_array, references_held
+from common.bulk import insert_rows, pg_array, references_held
 from milestones.models import EnrolmentMode, Organisation, Target, TargetGroup
 
 from . import signals

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from milestones.admin_base import OrgScopedAdmin
+from common.admin import OrgScopedAdmin
 from milestones.models import Role, TargetGroup
 
 from .models import Activity, ActivityStatus, EvaluationRun, Progress, ReprocessRun, TargetEvent

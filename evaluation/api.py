@@ -11,8 +11,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from enrolment.models import Customer
-from milestones.api_common import (
+from common.api import (
     MAX_OFFSET,
     IdFilter,
     PagingError,
@@ -20,8 +19,9 @@ from milestones.api_common import (
     paging_value,
     reject_nul,
 )
+from common.permissions import ALL_ROLES
+from enrolment.models import Customer
 from milestones.models import Role, Target, TargetGroup
-from milestones.permissions import ALL_ROLES
 from milestones.services.target_groups import CUSTOMER_EVENTS
 
 from . import ingest, leaderboards

@@ -17,7 +17,7 @@ from django.db.models import Count, Max
 
 from milestones.cycles import day_start
 from milestones.models import Store, Target, TargetGroup
-from promotions.rules import Rule, RuleError, compile_rule
+from rules import Rule, RuleError, compile_rule
 
 
 @dataclass

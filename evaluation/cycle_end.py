@@ -17,8 +17,8 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
+from common.bulk import insert_rows
 from enrolment.models import CustomerTargetValue, Enrolment
-from milestones.bulk import insert_rows
 from milestones.cycles import cyclic_window, day_start
 from milestones.models import CycleType, Period, TargetGroup
 

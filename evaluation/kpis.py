@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from promotions.rules import RuleContext, RuleError
+from rules import RuleContext, RuleError
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)

@@ -6,7 +6,7 @@ rows are never read into Python: the batch's amounts are summed per customer, ta
 period, and one `INSERT ... ON CONFLICT DO UPDATE SET achieved = achieved + EXCLUDED.achieved
 ... RETURNING` creates or increments every row at once (a new row takes the customer's own
 target value from the enrolment list, else the target's default for that cycle); its
-foreign keys are checked set-based (`milestones.bulk.references_held`) when the database role
+foreign keys are checked set-based (`common.bulk.references_held`) when the database role
 may. The returned value less the batch's delta is the value before the batch; walking the batch's
 amounts from there in time order finds each sub-target and target crossing at the activity
 that made it, exactly as the row-by-row fold does (`tracking._CustomerState`), and writes
@@ -29,8 +29,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from common.bulk import pg_array, references_held
 from enrolment.models import CustomerTargetValue
-from milestones.bulk import pg_array, references_held
 from milestones.models import Organisation, Period, Target
 
 from . import events

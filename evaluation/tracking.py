@@ -21,9 +21,9 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common.bulk import insert_rows, pg_array
 from enrolment.models import Customer, CustomerTargetValue
 from enrolment.services import auto_enrol_on_activities
-from milestones.bulk import insert_rows, pg_array
 from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Organisation, UnifiedMode
 

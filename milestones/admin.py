@@ -9,7 +9,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from .admin_base import OrgScopedAdmin
+from common.admin import OrgScopedAdmin
+
+from . import services
 from .admin_tokens import TokenAdmin  # noqa: F401 - registers the API tokens screen
 from .admin_views import TargetGroupScreens
 from .models import (
@@ -64,6 +66,20 @@ class OrganisationAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [] if request.user.is_superuser else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change and "award_when_target_achieved" in form.changed_data:
+            before = Organisation.objects.get(pk=obj.pk)
+            for item in services.award_switch_affects(
+                organisation=before, new_value=obj.award_when_target_achieved
+            ):
+                notes = "; ".join(w["message"] for w in item["warnings"]) or "no warning"
+                self.message_user(
+                    request,
+                    f"The award switch changes what promotion {item['name']!r} does: {notes}",
+                    messages.WARNING,
+                )
+        super().save_model(request, obj, form, change)
 
     def has_add_permission(self, request):
         return request.user.is_superuser

@@ -13,7 +13,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from rest_framework.authtoken.models import TokenProxy
 
-from .admin_base import OrgScopedAdmin
+from common.admin import OrgScopedAdmin
+
 from .tokens import token_revoke
 
 if admin.site.is_registered(TokenProxy):

@@ -1,9 +1,10 @@
 from rest_framework import generics, serializers, viewsets
 
+from common.api import OrgScopedMixin
+from common.permissions import ALL_ROLES, CONFIG_ROLES
+
 from . import services
-from .api_common import OrgScopedMixin
 from .models import Organisation, Store
-from .permissions import ALL_ROLES, CONFIG_ROLES
 
 
 class OrgSettingsSerializer(serializers.ModelSerializer):
@@ -33,7 +34,20 @@ class OrgSettingsView(generics.RetrieveUpdateAPIView):
         return self.request.user.organisation
 
     def perform_update(self, serializer):
-        services.organisation_update(organisation=serializer.instance, **serializer.validated_data)
+        org = serializer.instance
+        new = serializer.validated_data.get("award_when_target_achieved")
+        self.affected = (
+            services.award_switch_affects(organisation=org, new_value=new) if new is not None else []
+        )
+        services.organisation_update(organisation=org, **serializer.validated_data)
+
+    def update(self, request, *args, **kwargs):
+        """The answer adds `promotions_affected` when the award switch changed: the
+        promotions whose meaning changes, with the condition doctor's warnings for each."""
+        response = super().update(request, *args, **kwargs)
+        if getattr(self, "affected", None):
+            response.data["promotions_affected"] = self.affected
+        return response
 
 
 class StoreSerializer(serializers.ModelSerializer):

@@ -8,7 +8,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from .api_common import OrgScopedMixin
+from common.api import OrgScopedMixin
+
 from .models import (
     AuditEntry,
     CycleType,
@@ -122,6 +123,11 @@ class TargetGroupIn(serializers.Serializer):
     send_enrolment_trigger = serializers.BooleanField(required=False)
     template = serializers.IntegerField(required=False, allow_null=True)
     targets = TargetIn(many=True, required=False, max_length=200)
+    rename_in_promotions = serializers.BooleanField(
+        required=False,
+        help_text="PATCH: a target renamed here is renamed in the promotion conditions that "
+        "name it too (without it, renaming a target a promotion names is a 400).",
+    )
 
 
 # --- output -----------------------------------------------------------------------------------

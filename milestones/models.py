@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from common.roles import Role
+
 
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -54,12 +56,6 @@ class Organisation(models.Model):
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
-
-
-class Role(models.TextChoices):
-    CONFIGURER = "configurer", "Configurer"
-    MEMBER_CARE = "member_care", "Member care"
-    INTEGRATION = "integration", "Integration"
 
 
 class User(AbstractUser):

@@ -15,8 +15,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.permissions import ALL_ROLES
+
 from .models import AuditEntry, User
-from .permissions import ALL_ROLES
 
 
 @transaction.atomic

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "enrolment",
     "evaluation",
     "promotions",
+    "milestones_site.apps.SiteConfig",
     "axes",
 ]
 
@@ -135,7 +136,7 @@ CSV_UPLOAD_MAX_BYTES = 25 * 1024 * 1024
 ENROLMENT_IMPORT_WORKERS = env_int("ENROLMENT_IMPORT_WORKERS", 2)
 # Big set-based writes (imports, tracking) check their foreign keys with one lock per
 # referenced table instead of a trigger per row, when the database role may set
-# session_replication_role (milestones.bulk.hold_references; docs/scaling.md).
+# session_replication_role (common.bulk.hold_references; docs/scaling.md).
 SET_BASED_REFERENCES = env_bool("SET_BASED_REFERENCES", True)
 # Tracking folds additive KPIs in fixed periods with one upsert per batch (evaluation.sql_fold).
 TRACKING_SQL_FOLD = env_bool("TRACKING_SQL_FOLD", True)
@@ -181,12 +182,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["milestones.permissions.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["common.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "milestones.api_common.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "common.api.Pagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "milestones.api_common.exception_handler",
+    "EXCEPTION_HANDLER": "common.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": False,
 }
 SPECTACULAR_SETTINGS = {
@@ -271,5 +272,5 @@ SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.AllowAn
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 # An admin import's previewed file waits for its confirmation in the media storage (every web
 # process sees it), in a folder of its own, under a random name signed for its uploader: no
-# other name is read or deleted (milestones.admin_base.ImportTempStorage, UploaderBoundImport).
-IMPORT_EXPORT_TMP_STORAGE_CLASS = "milestones.admin_base.ImportTempStorage"
+# other name is read or deleted (common.admin.ImportTempStorage, UploaderBoundImport).
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "common.admin.ImportTempStorage"

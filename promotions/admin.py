@@ -19,8 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateparse import parse_date
 
-from milestones.admin_base import OrgScopedAdmin, OrgScopedInline
-from milestones.csv_safe import csv_cell
+from common.admin import OrgScopedAdmin, OrgScopedInline
+from common.csv_safe import csv_cell
 from milestones.models import Role, TargetGroup
 
 from . import services

@@ -7,8 +7,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from milestones.api_common import IdFilter, OrgScopedMixin
-from milestones.permissions import ALL_ROLES, CONFIG_ROLES
+from common.api import IdFilter, OrgScopedMixin
+from common.permissions import ALL_ROLES, CONFIG_ROLES
 
 from . import services
 from .models import (

@@ -7,7 +7,7 @@ class PromotionsConfig(AppConfig):
     def ready(self):
         from enrolment.signals import customers_enrolled
         from evaluation import hooks, selectors
-        from milestones.signals import target_group_saved
+        from milestones.signals import target_group_saved, target_rename_check, target_renamed
 
         from . import receivers, tasks
         from .selectors import actions_for_events
@@ -24,6 +24,14 @@ class PromotionsConfig(AppConfig):
         )
         target_group_saved.connect(
             tasks.on_target_group_saved, dispatch_uid="promotions-target-values-check"
+        )
+        # A target's name is what conditions use: a rename is checked against them and,
+        # when asked, carried into them.
+        target_rename_check.connect(
+            receivers.on_target_rename_check, dispatch_uid="promotions-target-rename-check"
+        )
+        target_renamed.connect(
+            receivers.on_target_renamed, dispatch_uid="promotions-target-renamed"
         )
 
 

@@ -31,7 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from evaluation.models import Activity, TargetEvent
-from promotions.rules import RuleContext, RuleError
+from rules import RuleContext, RuleError
 
 from . import messaging
 from .models import (

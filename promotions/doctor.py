@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 
 from milestones.models import SubTarget, Target, TargetGroup
+from rules import RuleError, compile_rule
 
 from .models import PromotionActivity
-from .rules import RuleError, compile_rule
 
 _NAME = r'"((?:[^"\\]|\\.)*)"'
 _EV = r"(?:currentEvent\s*\.\s*)?"

@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from enrolment.models import Customer
 from evaluation.models import TargetEvent
 from milestones.models import Organisation, Store, Target, TargetGroup, User
-from promotions.rules import MAX_RULE_LENGTH, RuleError, compile_rule
+from rules import MAX_RULE_LENGTH, RuleError, compile_rule
 
 from .templating import TemplateError, validate_template
 

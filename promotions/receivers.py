@@ -9,6 +9,18 @@ from enrolment.models import CustomerTargetValue
 from evaluation.models import TargetEvent
 
 from .models import Promotion, PromotionActivity
+from .services import promotions_naming_target, promotions_rename_target
+
+
+def on_target_rename_check(sender, organisation_id, old, new, **kwargs) -> list[str]:
+    """milestones asks before renaming a target: the promotions whose condition names it."""
+    return [p.name for p in promotions_naming_target(organisation_id=organisation_id, name=old)]
+
+
+def on_target_renamed(sender, organisation_id, old, new, **kwargs) -> None:
+    """A target was renamed with "rename_in_promotions": follow it in the conditions (in
+    the rename's transaction; a ValidationError refuses the rename)."""
+    promotions_rename_target(organisation_id=organisation_id, old=old, new=new)
 
 
 def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwargs) -> None:

@@ -14,7 +14,7 @@ from enrolment.models import Enrolment
 from enrolment.selectors import target_value_for
 from evaluation.models import Progress, TargetEvent
 from milestones.models import Target, TargetGroup
-from promotions.rules import EventProfile
+from rules import EventProfile
 
 from .models import ActionType, Award, AwardStatus
 

@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from milestones.models import Organisation, TargetGroup, User
+from rules import RuleError
+from rules.syntax import Token, tokenize
 
 from .models import (
     ActionType,
@@ -158,6 +160,101 @@ def promotion_update(*, promotion: Promotion, data: dict) -> Promotion:
             action.promotion = promotion
         PromotionAction.objects.bulk_create(actions)
     return promotion
+
+
+# --- a target renamed in the milestones app ----------------------------------------------
+
+#: currentEvent functions whose argument is a target name: f("T").
+TARGET_NAME_CALLS = frozenset({"targetAchieved", "targetDefined", "targetExists", "targetGaps"})
+
+
+def target_name_literals(condition: str, name: str) -> list[Token]:
+    """The string literals of `condition` that name the target `name`: the argument of
+    targetAchieved/targetDefined/targetExists/targetGaps("T"), of targetName.contains("T"),
+    and the text compared with targetName (== or !=). Read with the rule language's own
+    tokenizer, so a name inside another text (a message, "targetAchieved(\"T\")" in quotes)
+    or in a comment is not one; a condition that does not tokenize names nothing."""
+    try:
+        tokens = tokenize(condition or "")
+    except RuleError:
+        return []
+
+    def text(k: int) -> str:
+        return tokens[k].text if 0 <= k < len(tokens) and tokens[k].kind != "string" else ""
+
+    found = []
+    for k, tok in enumerate(tokens):
+        if tok.kind != "string" or tok.value != name:
+            continue
+        if text(k - 1) == "(" and text(k + 1) == ")":
+            call = text(k - 2)
+            if call in TARGET_NAME_CALLS or (
+                call == "contains" and text(k - 3) == "." and text(k - 4) == "targetName"
+            ):
+                found.append(tok)
+        elif text(k - 1) in ("==", "!=") and text(k - 2) == "targetName":
+            found.append(tok)
+        elif text(k + 1) in ("==", "!="):
+            after = k + 4 if text(k + 2) == "currentEvent" and text(k + 3) == "." else k + 2
+            if text(after) == "targetName" and text(after + 1) not in (".", "(", "["):
+                found.append(tok)
+    return found
+
+
+def _quoted(value: str, like: str) -> str:
+    """`value` as a rule-language text literal, in the quotes of the literal `like`."""
+    quote = "'" if like.lstrip("rRbB").startswith("'") else '"'
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace(quote, "\\" + quote)
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f"{quote}{escaped}{quote}"
+
+
+def condition_rename_target(condition: str, old: str, new: str) -> str:
+    """`condition` with the target `old` renamed `new` where it names the target (see
+    `target_name_literals`); everything else, spacing and comments included, unchanged."""
+    out, at = [], 0
+    for tok in target_name_literals(condition, old):
+        out += [condition[at : tok.pos], _quoted(new, tok.text)]
+        at = tok.pos + len(tok.text)
+    return "".join(out) + condition[at:]
+
+
+def promotions_naming_target(*, organisation_id: int, name: str) -> list[Promotion]:
+    """The organisation's promotions (active or not) whose condition names the target."""
+    return [
+        p
+        for p in Promotion.objects.filter(organisation_id=organisation_id).only(
+            "id", "name", "condition"
+        )
+        if target_name_literals(p.condition, name)
+    ]
+
+
+@transaction.atomic
+def promotions_rename_target(*, organisation_id: int, old: str, new: str) -> list[Promotion]:
+    """Rename the target `old` to `new` in the conditions that name it, each promotion
+    re-validated as a save would (called in the transaction that renames the target, after
+    it: the new name must exist). Raises one ValidationError listing every promotion that
+    would no longer validate, so the caller's rename is refused as a whole."""
+    changed, problems = [], []
+    for promotion in promotions_naming_target(organisation_id=organisation_id, name=old):
+        condition = condition_rename_target(promotion.condition, old, new)
+        try:
+            changed.append(promotion_update(promotion=promotion, data={"condition": condition}))
+        except ValidationError as exc:
+            messages = [m for ms in _messages(exc).values() for m in ms]
+            problems.append(
+                f"Renaming {old!r} to {new!r} in the promotion “{promotion.name}”: "
+                + " ".join(messages)
+            )
+    if problems:
+        raise ValidationError({"rename_in_promotions": problems})
+    return changed
 
 
 # --- coupons -----------------------------------------------------------------------------

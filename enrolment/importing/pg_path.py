@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 
-from milestones.bulk import references_held
+from common.bulk import references_held
 from milestones.models import Organisation, Target, TargetGroup
 
 from ..identifiers import IdentifierError, normalise

@@ -160,7 +160,7 @@ def detect_delimiter(header_line: str) -> str | None:
 
 
 def _unescape(name: str) -> str:
-    from milestones.csv_safe import FORMULA_STARTS
+    from common.csv_safe import FORMULA_STARTS
 
     return name[1:] if name.startswith("'") and name[1:].startswith(FORMULA_STARTS) else name
 
@@ -179,7 +179,7 @@ def resolve_header(
     def refuse(column: str, message: str) -> None:
         errors.append(RowError(1, column, message))
 
-    # a sample CSV escapes a formula-like period name as '=x (milestones.csv_safe): read back
+    # a sample CSV escapes a formula-like period name as '=x (common.csv_safe): read back
     names = [_unescape(h.strip()) for h in header]
     if identifier_type not in IDENTIFIER_TYPES:
         refuse(

@@ -16,8 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from promotions.rules import RuleError, validate_rule
+from rules import RuleError, validate_rule
 
+from .. import signals
 from ..cycles import (
     add_months,
     cycle_length,
@@ -80,6 +81,18 @@ CUSTOMER_EVENTS = (
 )
 PERCENTAGE_KPIS = (Kpi.GROSS_SALES, Kpi.NET_SALES)
 REPROCESS_FIELDS = ("rule", "scope_stores", "scope_zones", "scope_concepts", "kpi", "entity")
+#: What tracking counts may not change once a milestone has started: the progress and the
+#: payouts made so far would stop meaning what they meant.
+LOCKED_WHEN_LIVE = {
+    "kpi": "the KPI (kpi)",
+    "entity": "what it is tracked on (entity)",
+    "event_name": "the event name (event_name)",
+}
+TARGET_FIELD_CODE = "target_field:"
+TILL_REQUIRED = (
+    "A till is required: points this milestone gives are attributed to it. Give the code "
+    "of a store of this organisation marked as a till."
+)
 TARGET_FIELDS = (
     "kpi", "entity", "event_name", "attribute", "extended_field", "extended_field_value",
     "points_type", "value", "rule",
@@ -90,10 +103,17 @@ TARGET_FIELDS = (
 class Errors:
     """Collects refusals so one answer lists every problem of a request."""
 
-    items: dict[str, list[str]] = field(default_factory=dict)
+    items: dict[str, list[str | ValidationError]] = field(default_factory=dict)
 
-    def add(self, key: str, message: str) -> None:
-        self.items.setdefault(key, []).append(message)
+    def add(self, key: str, message: str, *, target_field: str | None = None) -> None:
+        """`target_field`: the field of the target a "Target N (...): ..." message is about,
+        carried as the error's code (`target_field:kpi`) so a screen can show it there."""
+        if target_field:
+            self.items.setdefault(key, []).append(
+                ValidationError(message, code=f"{TARGET_FIELD_CODE}{target_field}")
+            )
+        else:
+            self.items.setdefault(key, []).append(message)
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -317,7 +337,10 @@ def _validate_target(
     errors: Errors,
     existing: Target | None,
     group_range,
+    live: bool = False,
 ) -> dict:
+    """One target of a create or an edit; `live`: the milestone has started, so what an
+    existing target tracks (LOCKED_WHEN_LIVE) may not change."""
     label = f"Target {index} ({data.get('name') or (existing.name if existing else '?')})"
     key = "targets"
     out: dict = {}
@@ -338,7 +361,7 @@ def _validate_target(
         return out
     entity = (
         data.get("entity")
-        or (existing.entity if existing and "kpi" not in data else "")
+        or (existing.entity if existing and kpi == existing.kpi else "")
         or KPI_ENTITIES[kpi][0]
     )
     if entity not in KPI_ENTITIES[kpi]:
@@ -355,6 +378,17 @@ def _validate_target(
         "points_type",
     ):
         out[attr] = (cur(attr) or "").strip() if isinstance(cur(attr), str) else cur(attr) or ""
+    if live and existing is not None:
+        for attr, what in LOCKED_WHEN_LIVE.items():
+            was, now = getattr(existing, attr) or "", out[attr] or ""
+            if now != was:
+                errors.add(
+                    key,
+                    f"{label}: {what} cannot be changed once the milestone is live: it stays "
+                    f"{was or '(blank)'}, not {now or '(blank)'}. Add a new target to track "
+                    "something else.",
+                    target_field=attr,
+                )
     if kpi.startswith("event_") and not out["event_name"]:
         errors.add(key, f"{label}: behavioural event KPIs need the event name.")
     if kpi in (Kpi.EVENT_SUM, Kpi.EVENT_DAILY_MAX_SUM) and not out["attribute"]:
@@ -541,13 +575,36 @@ def milestones_achieved_source_problems(
 # --- create / update --------------------------------------------------------------------------
 
 
-def _resolve_till(org, till_code, errors: Errors):
-    if not till_code:
+def _resolve_till(org, till_code, errors: Errors) -> Store | None:
+    """The milestone's till: required, a store of the organisation marked as a till
+    (the reference: "Till is a mandatory parameter for point allocation")."""
+    if till_code is None or not str(till_code).strip():
+        errors.add("till_code", TILL_REQUIRED)
         return None
     till = Store.objects.filter(organisation=org, code=till_code).first()
     if till is None:
-        errors.add("till_code", f"Unknown till code {till_code!r}.")
+        errors.add(
+            "till_code",
+            f"Unknown till code {till_code!r}: no store of this organisation has that code.",
+        )
+        return None
+    if not till.is_till:
+        errors.add(
+            "till_code",
+            f"The store {till_code!r} is not a till: choose a store marked as a till "
+            "(points are attributed to a till).",
+        )
+        return None
     return till
+
+
+def sole_till_code(org) -> str | None:
+    """The code of the organisation's till when it has exactly one (what a template or a
+    clone without a till picks), else None."""
+    codes = list(
+        Store.objects.filter(organisation=org, is_till=True).values_list("code", flat=True)[:2]
+    )
+    return codes[0] if len(codes) == 1 else None
 
 
 def _check_dates(
@@ -764,8 +821,6 @@ def target_group_create(
         obj=group,
         changes={"data": _summary(group)},
     )
-    from .. import signals
-
     signals.target_group_saved.send(
         sender=TargetGroup,
         target_group=group,
@@ -789,11 +844,37 @@ def _summary(group: TargetGroup) -> dict:
 LOCKED_ONCE_STARTED = ("start", "cycle", "target_value_mode")
 
 
+def _check_renames(org, renames: list[tuple[int, str, str]], errors: Errors) -> None:
+    """Refuse renaming a target that something above names (promotions answer
+    `target_rename_check` with the names of the promotions whose condition names it)."""
+    for index, old, new in renames:
+        names: list[str] = []
+        for _receiver, answer in signals.target_rename_check.send(
+            sender=Target, organisation_id=org.id, old=old, new=new
+        ):
+            names += [n for n in answer or () if n not in names]
+        if names:
+            listed = ", ".join(f"“{n}”" for n in names)
+            errors.add(
+                "targets",
+                f"Target {index} ({new}): the target {old!r} is named by the "
+                f"promotion{'s' if len(names) > 1 else ''} {listed}. Rename it there too "
+                '("rename_in_promotions": true; in the edit screen, tick "Also rename it in '
+                'the promotions that name it") or change those promotions first.',
+                target_field="name",
+            )
+
+
 @transaction.atomic
 def target_group_update(
     *, target_group: TargetGroup, data: dict, user: User | None = None, via_api: bool = False
 ) -> tuple[TargetGroup, list[str], bool]:
-    """Edit within limits. Returns (group, warnings, reprocess_suggested)."""
+    """Edit within limits. Returns (group, warnings, reprocess_suggested).
+
+    The limits: the name, the target value mode and the tracking type never change; once
+    the milestone has started, neither do its start, its cycles, nor what each existing
+    target tracks (LOCKED_WHEN_LIVE). A target that a promotion names is renamed only with
+    `rename_in_promotions`, which renames it in those promotions' conditions too."""
     group = TargetGroup.objects.select_for_update().get(pk=target_group.pk)
     org = group.organisation
     errors = Errors()
@@ -844,6 +925,8 @@ def target_group_update(
     till = _resolve_till(org, data.get("till_code"), errors) if "till_code" in data else group.till
     targets_in = data.get("targets")
     cleaned_pairs = []
+    renames: list[tuple[int, str, str]] = []  # (position in the request, old name, new name)
+    started = status != "upcoming"
     if targets_in is not None:
         existing = {t.id: t for t in group.targets.all()}
         by_name = {t.name: t for t in existing.values()}
@@ -859,15 +942,20 @@ def target_group_update(
             if t.get("id") and old is None:
                 errors.add("targets", f"Target {i}: no target with id {t['id']} in this milestone.")
                 continue
-            cleaned_pairs.append(
-                (old, _validate_target(org, cycle_fields, periods, t, i, errors, old, (start, end)))
+            cleaned = _validate_target(
+                org, cycle_fields, periods, t, i, errors, old, (start, end), live=started
             )
+            cleaned_pairs.append((old, cleaned))
+            if old is not None and cleaned.get("name") and cleaned["name"] != old.name:
+                renames.append((i, old.name, cleaned["name"]))
         _check_target_names(
             org,
             [c for _, c in cleaned_pairs],
             errors,
             exclude_ids=[o.id for o, _ in cleaned_pairs if o],
         )
+        if renames and not data.get("rename_in_promotions"):
+            _check_renames(org, renames, errors)
     offset = data.get("offset_days", group.offset_days)
     if offset is not None and not (0 <= int(offset) <= 365):
         errors.add("offset_days", "Offset days must be between 0 and 365.")
@@ -904,10 +992,13 @@ def target_group_update(
             changes[f"target:{target.name}"] = tchanges
         if old is not None and any(f in tchanges for f in REPROCESS_FIELDS):
             reprocess = True
+    if renames and data.get("rename_in_promotions"):
+        for _, old_name, new_name in renames:
+            signals.target_renamed.send(
+                sender=Target, organisation_id=org.id, old=old_name, new=new_name
+            )
     if changes:
         audit(organisation=org, user=user, action="update", obj=group, changes=changes)
-    from .. import signals
-
     signals.target_group_saved.send(
         sender=TargetGroup,
         target_group=group,
@@ -990,6 +1081,8 @@ def target_group_clone(
         ]
     # Enrolment is never copied: the mode stays, the audience and per-customer values do not.
     copy["enrolment"] = {"mode": source.enrolment_mode}
+    # The till is kept (a milestone from before tills were required gets the sole till).
+    copy["till_code"] = copy.get("till_code") or sole_till_code(source.organisation)
     copy.update(data or {})
     group, _ = target_group_create(
         organisation=source.organisation, data=copy, user=user, via_api=True
@@ -1021,6 +1114,8 @@ def apply_template(*, organisation: Organisation, template_id, data: dict) -> di
             merged["cycle"] = {**merged.get("cycle", {}), **value}
         else:
             merged[key] = value
+    if not merged.get("till_code"):
+        merged["till_code"] = sole_till_code(organisation)
     merged["cycle"] = {
         k: _parse_template_value(k, v) for k, v in (merged.get("cycle") or {}).items()
     }

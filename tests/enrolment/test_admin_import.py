@@ -224,7 +224,7 @@ def test_a_colleague_cannot_confirm_someone_elses_upload(admin_client_for, confi
 def test_a_tampered_or_expired_file_name_is_refused(
     admin_client_for, configurer, group, monkeypatch
 ):
-    from milestones import admin_base
+    from common import admin as admin_base
 
     client = admin_client_for(configurer)
     fields = confirm_fields(preview(client, group, "mobile,P1\n9000000001,5\n"))

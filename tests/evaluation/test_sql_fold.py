@@ -318,7 +318,7 @@ def test_a_role_without_the_permission_keeps_the_row_triggers(org):
         pytest.skip("PostgreSQL only")
     import os
 
-    from milestones.bulk import hold_references
+    from common.bulk import hold_references
     from milestones.models import Organisation
 
     role = f"milestones_noset_{os.getpid()}"

@@ -15,9 +15,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from common.csv_safe import FORMULA_STARTS, csv_cell
 from enrolment.models import Customer, CustomerTargetValue, Enrolment, EnrolmentNotification
-from milestones.csv_safe import FORMULA_STARTS, csv_cell
 from milestones.services.target_groups import target_group_create
+from tests.factories import TillFactory
 from tests.promotions import conftest as promotions_fixtures
 
 FUZZ = settings(
@@ -50,6 +51,7 @@ def _group(org, configurer, *, name="Fuel B2B", periods=None):
         "name": name,
         "start": date(2026, 1, 1),
         "end": date(2026, 12, 31),
+        "till_code": TillFactory(organisation=org).code,
         "cycle": cycle,
         "enrolment": {"mode": "custom_list"},
         "target_value_mode": "per_customer",

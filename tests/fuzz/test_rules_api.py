@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from milestones.models import TargetGroup
 from promotions.models import Promotion
-from promotions.rules import MAX_RULE_LENGTH
+from rules import MAX_RULE_LENGTH
+from tests.factories import TillFactory
 
 FUZZ = settings(
     max_examples=60,
@@ -52,11 +53,18 @@ def _promotion(condition: str) -> dict:
     }
 
 
+@pytest.fixture
+def till(org):
+    """The organisation's till T1: every milestone names one."""
+    return TillFactory(organisation=org)
+
+
 def _group(rule: str) -> dict:
     return {
         "name": "Fuzz",
         "start": "2026-01-01",
         "end": "2026-12-31",
+        "till_code": "T1",
         "cycle": {"type": "fixed_calendar", "frequency": "monthly", "start": "2026-01-01"},
         "targets": [{"name": "Spend", "kpi": "gross_sales", "value": 1000, "rule": rule}],
     }
@@ -78,7 +86,7 @@ def test_any_promotion_condition_is_a_201_or_a_400(api, configurer, condition):
 
 @FUZZ
 @given(rule=expressions)
-def test_any_target_rule_is_a_201_or_a_400(api, configurer, rule):
+def test_any_target_rule_is_a_201_or_a_400(api, configurer, till, rule):
     note(repr(rule))
     before = TargetGroup.objects.count()
     response = api(configurer).post("/api/v1/target-groups/", _group(rule), format="json")
@@ -110,7 +118,7 @@ def test_the_rule_language_never_calls_eval_or_exec():
                 assert node.func.id not in ("eval", "exec", "compile", "__import__"), source
 
 
-def test_the_fuzzed_bodies_are_valid_apart_from_the_rule(api, configurer):
+def test_the_fuzzed_bodies_are_valid_apart_from_the_rule(api, configurer, till):
     """So the 400s above are about the expression, not the rest of the body."""
     client = api(configurer)
     ok_group = client.post(

@@ -1,4 +1,4 @@
-"""`milestones.bulk.pg_array`: array literals that PostgreSQL reads back as the values given."""
+"""`common.bulk.pg_array`: array literals that PostgreSQL reads back as the values given."""
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from milestones.bulk import pg_array
+from common.bulk import pg_array
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from promotions.rules import (
+from rules import (
     MAX_RULE_LENGTH,
     EventProfile,
     Rule,

@@ -14,7 +14,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from promotions.rules import (
+from rules import (
     MAX_RULE_LENGTH,
     EventProfile,
     Rule,

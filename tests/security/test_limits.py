@@ -11,7 +11,7 @@ from enrolment.models import ImportJob
 from evaluation.models import Activity
 from milestones.models import Target
 from promotions.models import Promotion
-from promotions.rules import MAX_RULE_LENGTH
+from rules import MAX_RULE_LENGTH
 from tests.factories import TillFactory
 
 pytestmark = pytest.mark.django_db

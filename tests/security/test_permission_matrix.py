@@ -436,7 +436,7 @@ def relation_fields(model):
 
 def org_scoped(model) -> bool:
     """Rows of this model belong to one organisation (directly or through a parent row)."""
-    from milestones.admin_base import org_lookup
+    from common.admin import org_lookup
 
     return org_lookup(model) is not None
 

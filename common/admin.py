@@ -25,13 +25,15 @@ from django.core.exceptions import FieldDoesNotExist, SuspiciousFileOperation, V
 from import_export.forms import ConfirmImportForm
 from import_export.tmp_storages import MediaStorage
 
-from .models import Organisation, Role
+from .roles import Role
+
+ORGANISATION_MODEL = "milestones.Organisation"  # the tenant: scoped by label, never imported
 
 
 @functools.cache
 def org_lookup(model) -> str | None:
     """The lookup from a row of `model` to its organisation's id; None: not an org's row."""
-    if model is Organisation:
+    if model._meta.label == ORGANISATION_MODEL:
         return "pk"
     if any(f.name == "organisation" for f in model._meta.get_fields()):
         return "organisation_id"

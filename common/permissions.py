@@ -2,7 +2,7 @@
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from .models import Role
+from .roles import Role
 
 ALL_ROLES = frozenset({Role.CONFIGURER, Role.MEMBER_CARE, Role.INTEGRATION})
 CONFIG_ROLES = frozenset({Role.CONFIGURER})
