@@ -7,7 +7,6 @@ class EnrolmentConfig(AppConfig):
     verbose_name = "Customers and enrolment"
 
     def ready(self):
-        from milestones import selectors as milestone_selectors
         from milestones import signals as milestone_signals
 
         from . import receivers
@@ -15,5 +14,6 @@ class EnrolmentConfig(AppConfig):
         milestone_signals.target_group_saved.connect(
             receivers.on_target_group_saved, dispatch_uid="enrolment.target_group_saved"
         )
-        if receivers.enrolment_summary not in milestone_selectors.ENROLMENT_SUMMARY_HOOKS:
-            milestone_selectors.ENROLMENT_SUMMARY_HOOKS.append(receivers.enrolment_summary)
+        milestone_signals.enrolment_summary_requested.connect(
+            receivers.enrolment_summary, dispatch_uid="enrolment.enrolment_summary"
+        )

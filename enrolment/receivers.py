@@ -16,8 +16,10 @@ def on_target_group_saved(sender, target_group, created, audience_group=None, **
     target_group_audience_link(target_group=target_group, audience_group_id=audience_group)
 
 
-def enrolment_summary(group) -> dict:
-    """Extra fields for the target-group API's `enrolment` object."""
+def enrolment_summary(sender=None, target_group=None, **kwargs) -> dict:
+    """milestones.signals.enrolment_summary_requested: extra fields for the target-group
+    API's `enrolment` object."""
+    group = target_group
     from .models import Enrolment, ImportJob, TargetGroupAudience
 
     out = {

@@ -5,9 +5,8 @@ class EvaluationConfig(AppConfig):
     name = "evaluation"
 
     def ready(self):
-        from milestones.demo import DEMO_HOOKS
+        from milestones.signals import demo_loaded
 
         from .demo import load_demo_activities
 
-        if load_demo_activities not in DEMO_HOOKS:
-            DEMO_HOOKS.append(load_demo_activities)
+        demo_loaded.connect(load_demo_activities, dispatch_uid="evaluation-demo-activities")

@@ -9,7 +9,9 @@ from .models import Activity, ActivityStatus
 from .tracking import activities_track
 
 
-def load_demo_activities(org) -> None:
+def load_demo_activities(sender=None, organisation=None, **kwargs) -> None:
+    """milestones.signals.demo_loaded: a few weeks of activities for the demo milestones."""
+    org = organisation
     if Activity.objects.filter(organisation=org, external_id__startswith="demo-").exists():
         return
     now = timezone.now()

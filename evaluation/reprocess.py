@@ -16,7 +16,7 @@ from enrolment.models import Customer
 from milestones.cycles import day_start
 from milestones.models import TargetGroup
 
-from . import hooks, ranks
+from . import ranks
 from .models import (
     Activity,
     ActivityStatus,
@@ -24,6 +24,7 @@ from .models import (
     ReprocessRun,
     RunStatus,
 )
+from .signals import activities_tracked, send_after_commit
 from .tracking import activities_track, reset_group_state
 
 CUSTOMERS_PER_BATCH = 200
@@ -96,7 +97,7 @@ def reprocess_execute(*, run_id: int, progress=None) -> ReprocessRun | None:
                 activity_ids=[i for i, _ in rows], reprocess=True, only_group_id=group.id
             )
             # the new events go to promotions exactly as live tracking's do
-            hooks.run_after_tracking(result)
+            send_after_commit(activities_tracked, result=result)
             ReprocessRun.objects.filter(pk=run.pk).update(processed=F("processed") + len(batch))
             if progress:
                 progress(min(start + len(batch), len(customers)), len(customers))

@@ -12,8 +12,7 @@ from milestones.cycles import cyclic_window
 from milestones.models import CycleType, Target
 
 from .models import CycleAnchor, Progress, TargetEvent, TargetEventType
-
-ACTION_LOOKUPS = []  # fn(event_ids: list[int]) -> {event_id: [action dicts]} (promotions adds one)
+from .signals import timeline_actions
 
 
 def display_end(end_at: datetime, tz):
@@ -74,8 +73,8 @@ def customer_milestones(*, customer, now: datetime | None = None) -> list[dict]:
         if etype == TargetEventType.SUB_TARGET_ACHIEVED and sid:
             sub_hits[(tid, ordinal)][sid] = (at, eid)
     actions = {}
-    for lookup in ACTION_LOOKUPS:
-        actions.update(lookup(event_ids))
+    for _receiver, answer in timeline_actions.send(sender=TargetEvent, event_ids=event_ids):
+        actions.update(answer or {})
 
     out = []
     for target in targets:

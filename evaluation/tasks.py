@@ -35,9 +35,9 @@ def track_activities(activity_ids: list[int]) -> int:
 
 
 def _after_tracking(result) -> None:
-    from . import hooks
+    from .signals import activities_tracked, send_after_commit
 
-    hooks.run_after_tracking(result)
+    send_after_commit(activities_tracked, result=result)
 
 
 @shared_task
@@ -71,9 +71,9 @@ def evaluate_chunk(run_id: int, lo: int, hi: int) -> int:
 
 
 def _after_evaluation(event_ids) -> None:
-    from . import hooks
+    from .signals import cycles_evaluated, send_after_commit
 
-    hooks.run_after_evaluation(event_ids)
+    send_after_commit(cycles_evaluated, event_ids=list(event_ids or ()))
 
 
 @shared_task

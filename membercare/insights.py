@@ -11,18 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.apps import apps
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from enrolment.models import Enrolment
+from evaluation import leaderboards
+from evaluation.models import Progress, TargetEvent, TargetEventType
+from evaluation.selectors import cycle_status
 from milestones.models import CycleType, SubTargetCriteria, Target, TargetGroup
-
-from . import leaderboards
-from .models import Progress, TargetEvent, TargetEventType
-from .selectors import cycle_status
+from promotions.selectors import awards_per_cycle
 
 BUCKETS = [
     ("0–25%", "b0"),
@@ -33,7 +32,6 @@ BUCKETS = [
 ]
 LEADERBOARD_SIZE = 10
 # Names the promotions ledger may have; the first installed one is used.
-LEDGER_MODELS = ("Award", "AwardLedger", "LedgerEntry", "Ledger")
 
 
 # --- SVG -----------------------------------------------------------------------------------
@@ -257,56 +255,6 @@ def _leaderboards(targets: list[Target], ordinal: int) -> dict[int, list[dict]]:
     }
 
 
-def ledger_model():
-    """The promotions awards ledger if it is installed, else None."""
-    for name in LEDGER_MODELS:
-        try:
-            return apps.get_model("promotions", name)
-        except LookupError:
-            continue
-    return None
-
-
-def awards_per_cycle(group: TargetGroup) -> list[dict] | None:
-    """[{ordinal, awards, points}] paid by this milestone, or None when there is no ledger (or
-    it does not say which milestone and cycle paid). Read by field names, so it follows the
-    ledger without importing it."""
-    model = ledger_model()
-    if model is None:
-        return None
-    fields = {f.name for f in model._meta.get_fields()}
-    if "target_group" in fields:
-        qs = model._default_manager.filter(target_group=group)
-    elif "target" in fields:
-        qs = model._default_manager.filter(target__target_group=group)
-    else:
-        return None
-    cycle = next(
-        (c for c, needs in (("cycle_ordinal", "cycle_ordinal"), ("event__cycle_ordinal", "event"),
-                            ("target_event__cycle_ordinal", "target_event")) if needs in fields),
-        None,
-    )  # fmt: skip
-    if cycle is None:
-        return None
-    if "status" in fields:  # paid: done (not failed, nor skipped with nothing to give)
-        choices = {value for value, _ in (model._meta.get_field("status").choices or [])}
-        qs = (
-            qs.filter(status="done")
-            if "done" in choices
-            else qs.exclude(status__in=["failed", "skipped"])
-        )
-    amount = next((a for a in ("points", "amount", "value") if a in fields), None)
-    annotations = {"awards": Count("id")}
-    if amount:
-        annotations["points"] = Sum(amount)
-    rows = qs.values(cycle).annotate(**annotations).order_by(cycle)
-    return [
-        {"ordinal": r[cycle], "awards": r["awards"], "points": r.get("points") or Decimal(0)}
-        for r in rows
-        if r[cycle] is not None
-    ]
-
-
 def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, now=None) -> dict:
     """Everything the insights page shows, with its charts. A bounded number of queries."""
     now = now or timezone.now()
@@ -426,23 +374,20 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
             }
         )
 
-    awards = awards_per_cycle(group)
-    awards_chart = None
-    if awards is not None:
-        by_ordinal = {a["ordinal"]: a for a in awards}
-        awards = [
-            {**c, "awards": by_ordinal.get(c["ordinal"], {}).get("awards", 0),
-             "points": by_ordinal.get(c["ordinal"], {}).get("points", Decimal(0))}
-            for c in cycles
-        ]  # fmt: skip
-        awards_chart = column_chart(
-            [
-                Bar(label=f"C{a['ordinal']}", value=a["awards"],
-                    css="ins-award", hint=f"{a['name']}: {a['awards']} awards, {_fmt(a['points'])} points")
-                for a in awards
-            ],
-            title="Awards paid per cycle",
-        )  # fmt: skip
+    by_ordinal = {a["ordinal"]: a for a in awards_per_cycle(target_group_id=group.id)}
+    awards = [
+        {**c, "awards": by_ordinal.get(c["ordinal"], {}).get("awards", 0),
+         "points": by_ordinal.get(c["ordinal"], {}).get("points", Decimal(0))}
+        for c in cycles
+    ]  # fmt: skip
+    awards_chart = column_chart(
+        [
+            Bar(label=f"C{a['ordinal']}", value=a["awards"],
+                css="ins-award", hint=f"{a['name']}: {a['awards']} awards, {_fmt(a['points'])} points")
+            for a in awards
+        ],
+        title="Awards paid per cycle",
+    )  # fmt: skip
     current_cycle = next((c for c in cycles if c["ordinal"] == current), None)
     return {
         "group": group,

@@ -16,7 +16,6 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -24,14 +23,15 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from enrolment.identifiers import IDENTIFIER_TYPES
 from enrolment.importing.jobs import import_job_create
 from enrolment.models import Customer, ImportJob
+from enrolment.selectors import customers_find
+from evaluation.models import EvaluationRun, ReprocessRun
+from evaluation.selectors import customer_milestones
 from milestones.models import CycleType, EnrolmentMode, Entity, Kpi, Role, TargetGroup, UnifiedMode
 
 from .insights import milestone_insights
-from .models import EvaluationRun, ReprocessRun
-from .selectors import customer_milestones
 
 CARE_ROLES = (Role.MEMBER_CARE, Role.CONFIGURER)
 CONFIG_ROLES = (Role.CONFIGURER,)
@@ -252,17 +252,9 @@ def _target_view(entry: dict, tz) -> dict:
 
 
 def _find_customers(*, organisation, query: str, kind: str) -> list[Customer]:
-    """Exact match on the normalised mobile, email or external id (one query)."""
-    kinds = IDENTIFIER_TYPES if kind == "any" else (kind,)
-    condition = Q()
-    for k in kinds:
-        try:
-            condition |= Q(**{k: normalise(k, query)})
-        except IdentifierError:
-            continue
-    if not condition:
-        return []
-    return list(Customer.objects.filter(condition, organisation=organisation).order_by("id")[:20])
+    """Exact match on the stored form of the mobile, email or external id (one query):
+    enrolment's selector, which reads a mobile in the organisation's country."""
+    return customers_find(organisation=organisation, query=query, kind=kind)
 
 
 @require_GET

@@ -3,7 +3,8 @@
 from django.db import transaction
 
 from . import services
-from .models import Role, Store, User
+from .models import Organisation, Role, Store, User
+from .signals import demo_loaded
 
 DEMO_USERS = [
     ("configurer", "configurer-demo-pass", Role.CONFIGURER),
@@ -17,7 +18,7 @@ DEMO_STORES = [
     ("S3", "City Mall", "North", "Retail", False),
     ("T1", "Milestones till", "North", "Retail", True),
 ]
-DEMO_HOOKS = []  # later apps append loaders: fn(organisation) -> None
+DEMO_TILL = "T1"  # the till of every demo milestone (a till is required)
 
 
 def load_demo_milestones(org, user) -> None:
@@ -35,7 +36,7 @@ def load_demo_milestones(org, user) -> None:
     year_end = first + timedelta(days=370)
     specs = [
         {"name": "Demo: boost spend", "template": "Boost customer spend", "start": first, "end": year_end,
-         "cycle": {"start": first, "count": 6}, "leaderboard_enabled": True, "till_code": "T1"},
+         "cycle": {"start": first, "count": 6}, "leaderboard_enabled": True},
         {"name": "Demo: catalyze petrol", "template": "Catalyze product sales", "start": first, "end": year_end,
          "cycle": {"start": first, "count": 3},
          "targets": [{"name": "Petrol litres (demo)", "kpi": "quantity", "entity": "line_item", "value": Decimal(100),
@@ -58,7 +59,7 @@ def load_demo_milestones(org, user) -> None:
     for spec in specs:
         if TargetGroup.objects.filter(organisation=org, name=spec["name"]).exists():
             continue
-        data = dict(spec)
+        data = {"till_code": DEMO_TILL, **spec}  # every milestone attributes its points to a till
         if "template" in data:
             data["template"] = templates[data["template"]]
         target_group_create(organisation=org, data=data, user=user, via_api=True)
@@ -82,6 +83,5 @@ def load_demo():
         User.objects.create_superuser("ops", "ops@localhost", "ops-demo-pass")
     logins.append(("ops", "ops-demo-pass", "superuser", "-"))
     load_demo_milestones(org, User.objects.get(username="configurer"))
-    for hook in DEMO_HOOKS:
-        hook(org)
+    demo_loaded.send(sender=Organisation, organisation=org)
     return logins

@@ -18,11 +18,14 @@ def status_q(status: str, organisation) -> Q:
     return Q(start__lte=today, end__gte=today)
 
 
-ENROLMENT_SUMMARY_HOOKS = []  # enrolment app adds fn(group) -> dict of extra fields
-
-
 def enrolment_summary(group) -> dict:
+    """The milestone's enrolment mode, plus what the apps above add
+    (`signals.enrolment_summary_requested`)."""
+    from .signals import enrolment_summary_requested
+
     out = {"mode": group.enrolment_mode}
-    for hook in ENROLMENT_SUMMARY_HOOKS:
-        out.update(hook(group))
+    for _receiver, answer in enrolment_summary_requested.send(
+        sender=type(group), target_group=group
+    ):
+        out.update(answer or {})
     return out

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "enrolment",
     "evaluation",
     "promotions",
+    "membercare",
     "milestones_site.apps.SiteConfig",
     "axes",
 ]

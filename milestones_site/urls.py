@@ -34,5 +34,5 @@ urlpatterns = [
     path("api/v1/", include("enrolment.urls")),
     path("api/v1/", include("evaluation.urls")),
     path("api/v1/", include("promotions.urls")),
-    path("care/", include("evaluation.page_urls")),
+    path("care/", include("membercare.urls")),
 ]

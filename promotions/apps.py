@@ -6,19 +6,21 @@ class PromotionsConfig(AppConfig):
 
     def ready(self):
         from enrolment.signals import customers_enrolled
-        from evaluation import hooks, selectors
-        from milestones.signals import target_group_saved, target_rename_check, target_renamed
+        from evaluation.signals import activities_tracked, cycles_evaluated, timeline_actions
+        from milestones.signals import (
+            award_switch_changing,
+            target_group_saved,
+            target_rename_check,
+            target_renamed,
+        )
 
         from . import receivers, tasks
-        from .selectors import actions_for_events
 
         # The outbox: consume new target events after tracking and after cycle-end evaluation.
-        _register(hooks.AFTER_TRACKING, tasks.on_tracking)
-        if not hasattr(hooks, "AFTER_EVALUATION"):
-            hooks.AFTER_EVALUATION = []
-        _register(hooks.AFTER_EVALUATION, tasks.on_evaluation)
+        activities_tracked.connect(tasks.on_tracking, dispatch_uid="promotions-consume-tracked")
+        cycles_evaluated.connect(tasks.on_evaluation, dispatch_uid="promotions-consume-evaluated")
         # The customer's milestones timeline shows the actions taken per event.
-        _register(selectors.ACTION_LOOKUPS, actions_for_events)
+        timeline_actions.connect(receivers.on_timeline_actions, dispatch_uid="promotions-timeline")
         customers_enrolled.connect(
             receivers.on_customers_enrolled, dispatch_uid="promotions-enrolled-events"
         )
@@ -30,11 +32,10 @@ class PromotionsConfig(AppConfig):
         target_rename_check.connect(
             receivers.on_target_rename_check, dispatch_uid="promotions-target-rename-check"
         )
+        # The award switch changes what some conditions mean: the doctor lists them.
+        award_switch_changing.connect(
+            receivers.on_award_switch_changing, dispatch_uid="promotions-award-switch"
+        )
         target_renamed.connect(
             receivers.on_target_renamed, dispatch_uid="promotions-target-renamed"
         )
-
-
-def _register(hooks: list, fn) -> None:
-    if fn not in hooks:
-        hooks.append(fn)

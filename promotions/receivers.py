@@ -78,3 +78,17 @@ def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwa
         from .tasks import queue_consumption
 
         queue_consumption(ids)
+
+
+def on_timeline_actions(sender, event_ids, **kwargs) -> dict:
+    """evaluation.signals.timeline_actions: what the ledger paid for each event."""
+    from .selectors import actions_for_events
+
+    return actions_for_events(event_ids)
+
+
+def on_award_switch_changing(sender, organisation, new_value, **kwargs) -> list[dict]:
+    """milestones.signals.award_switch_changing: the promotions whose meaning changes."""
+    from .doctor import switch_change_affects
+
+    return switch_change_affects(organisation=organisation, new_value=new_value)

@@ -205,6 +205,21 @@ def customer_profile(customer) -> dict:
 # --- awards --------------------------------------------------------------------------------
 
 
+def awards_per_cycle(*, target_group_id: int) -> list[dict]:
+    """[{ordinal, awards, points}] paid (status done) by one milestone, cycle by cycle."""
+    rows = (
+        Award.objects.filter(target_group_id=target_group_id, status=AwardStatus.DONE)
+        .exclude(cycle_ordinal=None)
+        .values("cycle_ordinal")
+        .annotate(awards=Count("id"), points=Sum("points"))
+        .order_by("cycle_ordinal")
+    )
+    return [
+        {"ordinal": r["cycle_ordinal"], "awards": r["awards"], "points": r["points"] or Decimal(0)}
+        for r in rows
+    ]
+
+
 def awards_for(*, organisation_id: int):
     return Award.objects.filter(organisation_id=organisation_id).select_related(
         "promotion", "target", "target_group", "till"
@@ -212,7 +227,7 @@ def awards_for(*, organisation_id: int):
 
 
 def actions_for_events(event_ids) -> dict[int, list[dict]]:
-    """For evaluation.selectors.ACTION_LOOKUPS: the actions taken for each event."""
+    """The actions taken for each event (answered on evaluation.signals.timeline_actions)."""
     out: dict[int, list[dict]] = defaultdict(list)
     ids = list(event_ids)
     for start in range(0, len(ids), 5000):

@@ -30,13 +30,13 @@ def queue_consumption(event_ids) -> None:
     transaction.on_commit(send)
 
 
-def on_tracking(result) -> None:
-    """evaluation.hooks.AFTER_TRACKING: the events a tracking task just wrote."""
+def on_tracking(sender, result, **kwargs) -> None:
+    """evaluation.signals.activities_tracked: the events a tracking run just wrote."""
     queue_consumption(getattr(result, "events", ()))
 
 
-def on_evaluation(event_ids) -> None:
-    """evaluation.hooks.AFTER_EVALUATION: the period-elapsed events a cycle end wrote."""
+def on_evaluation(sender, event_ids, **kwargs) -> None:
+    """evaluation.signals.cycles_evaluated: the period-elapsed events a cycle end wrote."""
     queue_consumption(event_ids)
 
 

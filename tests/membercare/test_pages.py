@@ -15,13 +15,13 @@ from django.utils import timezone
 
 from enrolment.importing.jobs import import_job_run
 from enrolment.models import Customer, Enrolment, EnrolmentSource, ImportJob
-from evaluation import insights, selectors
-from evaluation.insights import Bar, column_chart, ledger_model, row_chart
 from evaluation.models import Progress, ReprocessRun, TargetEvent, TargetEventType
+from membercare.insights import Bar, column_chart, row_chart
 from milestones.cycles import add_months
 from milestones.selectors import org_today
 from milestones.services.target_groups import target_group_create
 from tests.evaluation.conftest import txn
+from tests.factories import TillFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -369,7 +369,7 @@ def test_actions_from_the_awards_ledger_are_listed_under_their_sub_target(
                            "message": "Well done, Asha!"}],
         }  # fmt: skip
 
-    monkeypatch.setattr(selectors, "ACTION_LOOKUPS", [lookup])
+    monkeypatch.setattr("promotions.selectors.actions_for_events", lookup)
     html = admin_client_for(member_care).get(f"/care/customers/{tracked.pk}/milestones/").content.decode()  # fmt: skip
     first = cycles_of(html, spend.targets.get().pk)[1]
     assert "Spend 20% on reaching 200 50 regular points — Welcome bonus" in text_of(first)
@@ -397,6 +397,7 @@ def _customer_in(org, user, *, groups: int, cycles: int, mobile: str, prefix: st
                 "name": f"{prefix} {g}",
                 "start": start,
                 "end": add_months(start, cycles) - timedelta(days=1),
+                "till_code": TillFactory(organisation=org).code,
                 "cycle": {"type": "fixed_calendar", "frequency": "monthly", "count": cycles},
                 "enrolment": {"mode": "custom_list"},
                 "targets": [{"name": f"{prefix} target {g}", "kpi": "gross_sales",
@@ -471,22 +472,13 @@ def test_insights_show_enrolment_rates_distribution_and_sub_target_reach(
     assert buckets == {"b0": "0", "b25": "0", "b50": "1", "b75": "0", "hit": "1"}
     assert "Spend 20% 20% of the target 2 (100.0%)" in text
     assert "Spend 50% 50% of the target 2 (100.0%)" in text
-    assert html.count('<svg class="ins-chart') == (4 if ledger_model() else 3)
+    assert html.count('<svg class="ins-chart') == 4
     assert 'aria-label="Achievement rate per cycle: Monthly spend"' in html
     assert "The leaderboard is not enabled for this milestone." in text
-    assert ("No awards ledger yet" in text) is (ledger_model() is None)
-
-
-def test_insights_work_without_the_awards_ledger(admin_client_for, configurer, spend, monkeypatch):
-    monkeypatch.setattr(insights, "ledger_model", lambda: None)
-    text = text_of(admin_client_for(configurer).get(f"/care/milestones/{spend.pk}/insights/").content.decode())  # fmt: skip
-    assert "Awards paid per cycle No awards ledger yet" in text
 
 
 def test_insights_count_the_awards_paid_in_each_cycle(admin_client_for, configurer, tracked, spend):
-    model = ledger_model()
-    if model is None:
-        pytest.skip("The promotions awards ledger has not landed yet.")
+    from promotions.models import Award as model
     from promotions.models import Promotion
 
     promotion = Promotion.objects.create(

@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from evaluation.cycle_end import evaluate_cycles
-from evaluation.hooks import run_after_evaluation
+from evaluation.signals import cycles_evaluated, send_after_commit
 
 
 def parse_as_of(value: str):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"--as-of is not a valid date: {exc}")
         summary = evaluate_cycles(as_of=moment, inline=True)
-        run_after_evaluation(summary.event_ids)
+        send_after_commit(cycles_evaluated, event_ids=list(summary.event_ids))
         self.stdout.write(
             f"Evaluated {summary.runs} cycle(s) in {summary.chunks} chunk(s): {summary.events} period-elapsed event(s) written (as of {moment.isoformat()})."
         )
