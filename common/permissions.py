@@ -6,6 +6,7 @@ from .roles import Role
 
 ALL_ROLES = frozenset({Role.CONFIGURER, Role.MEMBER_CARE, Role.INTEGRATION})
 CONFIG_ROLES = frozenset({Role.CONFIGURER})
+CARE_ROLES = frozenset({Role.MEMBER_CARE, Role.CONFIGURER})  # the pages for people
 
 
 class RolePermission(BasePermission):
@@ -30,3 +31,26 @@ class RolePermission(BasePermission):
         if action_roles is not None:
             roles = action_roles
         return user.role in roles
+
+
+def role_required(*roles):
+    """For pages: anonymous -> the login page; signed in with another role (or no
+    organisation) -> 403."""
+    from functools import wraps
+
+    from django.contrib.auth.decorators import login_required
+    from django.core.exceptions import PermissionDenied
+    from django.views.decorators.cache import never_cache
+
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        @never_cache
+        def wrapped(request, *args, **kwargs):
+            if not request.user.has_role(*roles):
+                raise PermissionDenied("Your role does not allow this page.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate

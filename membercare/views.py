@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
 
 from django import forms
 from django.contrib import admin
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from common.permissions import CARE_ROLES, CONFIG_ROLES, role_required
 from enrolment.identifiers import IDENTIFIER_TYPES
 from enrolment.importing.jobs import import_job_create
 from enrolment.models import Customer, ImportJob
@@ -32,9 +30,6 @@ from evaluation.selectors import customer_milestones
 from milestones.models import CycleType, EnrolmentMode, Entity, Kpi, Role, TargetGroup, UnifiedMode
 
 from .insights import milestone_insights
-
-CARE_ROLES = (Role.MEMBER_CARE, Role.CONFIGURER)
-CONFIG_ROLES = (Role.CONFIGURER,)
 
 EVALUATION_TYPES = {
     CycleType.FIXED_CALENDAR: "Fixed",
@@ -62,23 +57,6 @@ IMPORT_SUMMARY = [
     ("error_count", "Problems found"),
     ("notifications", "Enrolment notifications"),
 ]
-
-
-def role_required(*roles):
-    """Anonymous -> the login page; signed in with another role (or no organisation) -> 403."""
-
-    def decorate(view):
-        @wraps(view)
-        @login_required
-        @never_cache
-        def wrapped(request, *args, **kwargs):
-            if not request.user.has_role(*roles):
-                raise PermissionDenied("Your role does not allow this page.")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
 
 
 def _page(request, template: str, **context) -> TemplateResponse:
@@ -129,32 +107,20 @@ def _action_view(action) -> dict:
     """An action of the awards ledger as {text, status}: '50 regular points — Gold bonus'.
 
     The ledger's dicts (promotions.selectors.actions_for_events) carry type, promotion,
-    status, points, points_type, coupon_code, message and error; unknown shapes are listed.
+    status, points, points_type, coupon_code, message and error.
     """
-    if not isinstance(action, dict):
-        return {"text": str(action), "status": "done"}
-    kind = action.get("type") or ""
+    kind = action["type"]
     status = action.get("status") or "done"
-    if action.get("summary") or action.get("label"):
-        text = str(action.get("summary") or action.get("label"))
-    elif kind == "award_points":
+    if kind == "award_points":
         points = number(action["points"]) if action.get("points") is not None else "—"
         text = f"{points} {action.get('points_type') or ''} points".replace("  ", " ")
     elif kind == "issue_coupon":
         text = f"Coupon {action.get('coupon_code') or ''}".strip()
-    elif kind == "send_message":
+    else:  # send_message
         message = str(action.get("message") or "")
         text = "Message" + (
             f": {message[:80]}{'…' if len(message) > 80 else ''}" if message else ""
         )
-    else:
-        details = ", ".join(
-            f"{k.replace('_', ' ')} {v}"
-            for k, v in action.items()
-            if k not in ("type", "id", "event_id", "status") and v not in (None, "", [], {})
-        )
-        label = str(kind or "action").replace("_", " ").capitalize()
-        text = f"{label}: {details}" if details else label
     if action.get("promotion"):
         text += f" — {action['promotion']}"
     if status == "failed":
