@@ -94,7 +94,7 @@ def main() -> None:
     from enrolment.importing.jobs import import_job_create, import_job_run
     from enrolment.models import CustomerTargetValue, Enrolment, EnrolmentNotification
     from enrolment.signals import customers_enrolled
-    from milestones.models import Organisation
+    from milestones.models import Organisation, Store
     from milestones.services.target_groups import target_group_create
 
     try:
@@ -102,10 +102,12 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         print(f"migrated {bench_db} in {time.perf_counter() - t0:.1f} s")
         org = Organisation.objects.create(slug="bench", name="Bench", timezone="Asia/Kolkata")
+        Store.objects.create(organisation=org, code="T1", name="Till", is_till=True)  # its till
         group, _ = target_group_create(
             organisation=org,
             data={
                 "name": "Bench",
+                "till_code": "T1",
                 "start": date(2026, 1, 1),
                 "end": date(2026, 12, 31),
                 "target_value_mode": "per_customer",

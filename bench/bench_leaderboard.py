@@ -36,9 +36,11 @@ def main():
     from milestones.services.target_groups import target_group_create
 
     org = services.organisation_get_or_create(slug="bench", name="Bench", tz="UTC")
+    services.store_create(organisation=org, code="T1", is_till=True)  # a milestone's till
     group, _ = target_group_create(
         organisation=org, via_api=True,
         data={"name": "Board", "start": date(2026, 1, 1), "end": date(2026, 12, 31), "leaderboard_enabled": True,
+              "till_code": "T1",
               "cycle": {"type": "fixed_calendar", "frequency": "monthly", "start": date(2026, 1, 1), "count": 12},
               "targets": [{"name": "Spend", "kpi": "gross_sales", "value": Decimal(1000)}]},
     )  # fmt: skip

@@ -50,6 +50,7 @@ def seed(args):
         organisation=org, username="load-admin", role="configurer"
     )
     services.store_create(organisation=org, code="S1")
+    services.store_create(organisation=org, code="T1", is_till=True)  # the milestones' till
     month = timezone.now().date().replace(day=1)
     end = month + timedelta(days=400)
     cycle = {"type": "fixed_calendar", "frequency": "monthly", "start": month, "count": 12}
@@ -65,7 +66,8 @@ def seed(args):
             target["rule"] = "currentTxn.value >= 1000000000"
         group, _ = target_group_create(
             organisation=org, user=admin, via_api=True,
-            data={"name": f"M{i}", "start": month, "end": end, "cycle": cycle, "targets": [target]},
+            data={"name": f"M{i}", "start": month, "end": end, "till_code": "T1", "cycle": cycle,
+                  "targets": [target]},
         )  # fmt: skip
         groups.append(group)
     promotion_create(organisation=org, user=admin, data={

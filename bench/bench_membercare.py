@@ -57,11 +57,13 @@ def build(customers: int):
     from enrolment.models import Customer, Enrolment, EnrolmentSource
     from evaluation.models import Progress, TargetEvent, TargetEventType
     from milestones.cycles import add_months
-    from milestones.models import Organisation, Role, User
+    from milestones.models import Organisation, Role, Store, User
     from milestones.selectors import org_today
     from milestones.services.target_groups import target_group_create
 
     org = Organisation.objects.create(slug="acme", name="Acme", timezone="Asia/Kolkata")
+    # the milestones' till
+    Store.objects.create(organisation=org, code="T1", name="Till", is_till=True)
     configurer = User.objects.create_user("alice", organisation=org, role=Role.CONFIGURER, is_staff=True)  # fmt: skip
     agent = User.objects.create_user("bob", organisation=org, role=Role.MEMBER_CARE, is_staff=True)
     start = add_months(org_today(org).replace(day=1), -(STARTED - 1))
@@ -70,7 +72,7 @@ def build(customers: int):
         group, _ = target_group_create(
             organisation=org, user=configurer, via_api=True,
             data={"name": f"Milestone {g + 1:02d}", "start": start,
-                  "end": add_months(start, CYCLES) - timedelta(days=1),
+                  "end": add_months(start, CYCLES) - timedelta(days=1), "till_code": "T1",
                   "cycle": {"type": "fixed_calendar", "frequency": "monthly", "count": CYCLES},
                   "enrolment": {"mode": "custom_list"},
                   "targets": [{"name": f"Spend {g + 1:02d}", "kpi": "gross_sales",

@@ -50,13 +50,14 @@ def main():
         organisation=org, username="bench-admin", role="configurer"
     )
     services.store_create(organisation=org, code="S1")
+    services.store_create(organisation=org, code="T1", is_till=True)  # the milestones' till
     today = timezone.now().date()
     start, end = today.replace(day=1), today.replace(day=1) + timedelta(days=400)
     for i in range(50):
         rule = "currentTxn.value >= 1" if i < 20 else "currentTxn.value >= 1000000000"
         target_group_create(
             organisation=org, user=admin, via_api=True,
-            data={"name": f"M{i}", "start": start, "end": end,
+            data={"name": f"M{i}", "start": start, "end": end, "till_code": "T1",
                   "cycle": {"type": "fixed_calendar", "frequency": "monthly", "start": start, "count": 12},
                   "targets": [{"name": f"M{i} spend", "kpi": "gross_sales", "value": Decimal(5000), "rule": rule,
                                "sub_targets": [{"name": f"M{i} half", "criteria": "percentage", "value": Decimal(50)}]}]},

@@ -166,6 +166,9 @@ class TargetGroupScreens:
             initial["template"] = template.pk
         else:
             initial, targets_initial = {}, []
+        if group is None and not initial.get("till"):
+            # The till is required: an organisation with exactly one has it chosen already.
+            initial["till"] = services.sole_till_code(organisation)
         formset_class = target_formset(extra=1 if (group or targets_initial) else 2)
         kwargs = {"organisation": organisation, "group": group}
         target_errors: list[str] = []
@@ -331,6 +334,8 @@ class TargetGroupScreens:
 
     def history_view(self, request, object_id, extra_context=None):
         group = self._group_or_404(request, object_id)
+        if not self.has_view_permission(request, group):
+            raise PermissionDenied
         return HttpResponseRedirect(self.url_for("view", group) + "?tab=history")
 
     # --- activate / deactivate ----------------------------------------------------------------

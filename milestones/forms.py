@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import formset_factory
+from django.utils.html import format_html
 
 from .models import (
     CycleType,
@@ -29,6 +30,7 @@ from .models import (
     TargetValueMode,
     UnifiedMode,
 )
+from .services.target_groups import LOCKED_WHEN_LIVE, TARGET_FIELD_CODE
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 SUB_TARGET_ROWS = 3  # blank sub-target rows offered under each target
@@ -37,6 +39,27 @@ CYCLE_FIELDS = ("cycle_type", "cycle_frequency", "cycle_days", "cycle_start", "c
 
 def _blank(label: str, choices) -> list[tuple[str, str]]:
     return [("", label), *choices]
+
+
+class LockedText(forms.Widget):
+    """A value an edit may not change, shown as text. A hidden input sends the value back
+    as it is, so a change made elsewhere (a tampered form, a page opened before the
+    milestone went live) still reaches the service, which refuses it at this field."""
+
+    def __init__(self, value, text: str, attrs=None):
+        super().__init__(attrs)
+        self.value, self.text = value, text
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = self.build_attrs(self.attrs, attrs)
+        return format_html(
+            '<div class="readonly ms-readonly">{}</div>'
+            '<input type="hidden" name="{}" value="{}" id="{}">',
+            self.text,
+            name,
+            "" if self.value is None else self.value,
+            attrs.get("id", ""),
+        )
 
 
 # --- structured text fields ------------------------------------------------------------------
@@ -118,12 +141,18 @@ class MilestoneForm(forms.Form):
     )
     start = forms.DateField(widget=DATE_INPUT, help_text="At most 6 months in the past.")
     end = forms.DateField(widget=DATE_INPUT)
+    # Required, but by the service (TILL_REQUIRED at till_code, shown here): the form parses.
     till = forms.ModelChoiceField(
         queryset=Store.objects.none(),
         required=False,
         to_field_name="code",
-        empty_label="— no till —",
-        help_text="Points given by this milestone are attributed to this till.",
+        empty_label="— choose a till —",
+        help_text="Required. Points given by this milestone are attributed to this till "
+        "(a store marked as a till).",
+        error_messages={
+            "invalid_choice": "That store is not a till of this organisation: choose a store "
+            "marked as a till.",
+        },
     )
     target_value_mode = forms.ChoiceField(
         choices=TargetValueMode.choices,
@@ -192,6 +221,14 @@ class MilestoneForm(forms.Form):
         required=False, label="Audience group id", help_text="With the audience group enrolment."
     )
     template = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # Edit only (removed from the create form): shown with the targets.
+    rename_in_promotions = forms.BooleanField(
+        required=False,
+        label="Also rename it in the promotions that name it",
+        help_text="When you rename a target that a promotion's condition names "
+        '(targetAchieved("…"), targetName.contains("…"), …), rename it in those conditions '
+        "too. Without it, such a rename is refused and the promotions are listed.",
+    )
 
     DETAILS = ("name", "description", "start", "end", "till", "target_value_mode", "unified_mode")
     ADVANCED = ("leaderboard_enabled", "offset_days", "send_enrolment_trigger")
@@ -202,13 +239,20 @@ class MilestoneForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.organisation = organisation
         self.group = group
-        self.fields["till"].queryset = Store.objects.filter(organisation=organisation).order_by(
-            "-is_till", "code"
-        )
+        self.fields["till"].queryset = Store.objects.filter(
+            organisation=organisation, is_till=True
+        ).order_by("code")
+        self.fields["till"].shown_required = True
         if organisation is not None:
             self.fields["offset_days"].help_text += f" (now {organisation.offset_days})."
         if group is not None:
             self.lock(*self.locked_fields(group))
+        else:
+            del self.fields["rename_in_promotions"]
+
+    def rename_field(self):
+        """The "also rename it in the promotions" checkbox (edit only), or None."""
+        return self["rename_in_promotions"] if "rename_in_promotions" in self.fields else None
 
     @staticmethod
     def locked_fields(group: TargetGroup) -> list[str]:
@@ -322,6 +366,8 @@ class TargetForm(forms.Form):
         if group is not None:
             sources = sources.exclude(pk=group.pk)
         self.fields["source_target_group"].queryset = sources
+        if group is not None and (self.initial or {}).get("id") and group.status() != "upcoming":
+            self.lock_tracking()
         # Sub-target rows: the existing ones (criteria fixed) plus a few blank ones.
         subs = list((self.initial or {}).get("sub_targets") or [])
         if self.is_bound:
@@ -353,6 +399,17 @@ class TargetForm(forms.Form):
                 required=False, label="Value", initial=existing.get("value")
             )
             self.fields[f"sub_{i}_delete"] = forms.BooleanField(required=False, label="Remove")
+
+    def lock_tracking(self) -> None:
+        """A live milestone's existing target: what it tracks is shown as text (the service
+        refuses a change of LOCKED_WHEN_LIVE, see milestones.services.target_groups)."""
+        for name in LOCKED_WHEN_LIVE:
+            field = self.fields[name]
+            value = self.initial.get(name) or ""
+            text = dict(getattr(field, "choices", ())).get(value, value) if value else "—"
+            field.widget = LockedText(value, str(text))
+            field.locked = True
+            field.help_text = "Locked while the milestone is live."
 
     def tracking_fields(self):
         return [self[n] for n in self.TRACKING]
@@ -632,6 +689,7 @@ def update_data(form: MilestoneForm, targets: list[dict]) -> dict:
         "offset_days": cd.get("offset_days"),
         "send_enrolment_trigger": bool(cd.get("send_enrolment_trigger")),
         "targets": targets,
+        "rename_in_promotions": bool(cd.get("rename_in_promotions")),
     }
     if not form.fields["start"].disabled:
         data["start"] = cd.get("start")
@@ -655,6 +713,7 @@ FORM_KEYS = {
     "cycle": "cycle_type",
     "enrolment": "enrolment_mode",
     "enrolment_mode": "enrolment_mode",
+    "rename_in_promotions": "rename_in_promotions",
 }
 TARGET_MESSAGE = re.compile(r"^Target (\d+)\b")
 
@@ -665,26 +724,33 @@ def apply_service_errors(
     """Put the service's messages next to what they are about.
 
     Returns the messages about the targets as a whole (shown at the top of part 4). A message
-    "Target 2 (...): ..." goes on the second target sent; a key the form does not know goes to
-    the non-field errors at the top of the page.
+    "Target 2 (...): ..." goes on the second target sent, at the field its code names
+    (`target_field:kpi`) if any; a key the form does not know goes to the non-field errors at
+    the top of the page.
     """
     target_errors: list[str] = []
     if not hasattr(exc, "error_dict"):
         for message in exc.messages:
             form.add_error(None, message)
         return target_errors
-    for key, messages in exc.message_dict.items():
-        for message in messages:
+    for key, errors in exc.error_dict.items():
+        for error in errors:
+            message = next(iter(error))
+            code = error.code or ""
             if key == "targets":
                 match = TARGET_MESSAGE.match(message)
                 index = int(match.group(1)) - 1 if match else -1
+                field = (
+                    code[len(TARGET_FIELD_CODE) :] if code.startswith(TARGET_FIELD_CODE) else None
+                )
                 if 0 <= index < len(target_forms):
-                    target_forms[index].add_error(None, message)
+                    tform = target_forms[index]
+                    tform.add_error(field if field in tform.fields else None, message)
                 else:
                     target_errors.append(message)
             elif key.startswith("cycle_") and key in form.fields:
                 form.add_error(key, message)
-            elif key in FORM_KEYS:
+            elif key in FORM_KEYS and FORM_KEYS[key] in form.fields:
                 form.add_error(FORM_KEYS[key], message)
             elif key in ("__all__", "non_field_errors", "is_active", "template"):
                 form.add_error(None, message)

@@ -134,8 +134,10 @@ class PromotionAdmin(OrgScopedAdmin):
             names = obj.rule().target_names
         except Exception:  # noqa: BLE001 - an old condition that no longer compiles
             return "-"
+        if not names:
+            return "any"
         groups, _ = named_milestones(obj.organisation_id, names)
-        return ", ".join(g.name for g in groups) or "any"
+        return ", ".join(g.name for g in groups) or "none found: " + ", ".join(sorted(names))
 
     @admin.display(description="Condition doctor")
     def warnings(self, obj):

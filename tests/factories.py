@@ -40,3 +40,15 @@ class StoreFactory(factory.django.DjangoModelFactory):
     organisation = factory.SubFactory(OrganisationFactory)
     code = factory.Sequence(lambda n: f"S{n}")
     name = factory.LazyAttribute(lambda s: f"Store {s.code}")
+
+
+class TillFactory(StoreFactory):
+    """A till of the organisation ("T1" unless told): every milestone names one. Get-or-create,
+    so helpers can ask for it whether or not a test made it already."""
+
+    class Meta:
+        model = Store
+        django_get_or_create = ("organisation", "code")
+
+    code = "T1"
+    is_till = True

@@ -17,6 +17,7 @@ from milestones.cycles import add_months
 from milestones.models import TargetGroup
 from milestones.selectors import org_today
 from milestones.services.target_groups import target_group_create
+from tests.factories import TillFactory
 
 from .conftest import api_post, log_in, wait_until
 
@@ -49,6 +50,7 @@ def test_from_a_template_to_the_customers_timeline(
     this_month = today.replace(day=1)
     start = add_months(this_month, -1)  # cycles: last month, this month, next month
     end = add_months(this_month, 2) - timedelta(days=1)
+    TillFactory(organisation=org)  # the organisation's only till: the template form picks it
 
     # --- the configurer creates a milestone from the "Boost customer spend" template --------
     admin = new_page()
@@ -78,7 +80,7 @@ def test_from_a_template_to_the_customers_timeline(
     # A second milestone for everyone (made through the service), so the agent has two panes.
     target_group_create(
         organisation=org, user=configurer, via_api=True,
-        data={"name": "Store visits", "start": add_months(this_month, -2), "end": end,
+        data={"name": "Store visits", "start": add_months(this_month, -2), "end": end, "till_code": "T1",
               "cycle": {"type": "cyclic", "frequency": "weekly", "count": 4},
               "targets": [{"name": "Weekly visits", "kpi": "transaction_count", "value": 3}]},
     )  # fmt: skip

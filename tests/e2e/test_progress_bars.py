@@ -12,6 +12,7 @@ from enrolment.models import ImportJob
 from evaluation.models import ReprocessRun
 from milestones.selectors import org_today
 from milestones.services.target_groups import target_group_create
+from tests.factories import TillFactory
 
 from .conftest import log_in
 
@@ -36,6 +37,7 @@ def group(org, configurer):
     group, _ = target_group_create(
         organisation=org, user=configurer, via_api=True,
         data={"name": "Long work", "start": today, "end": today + timedelta(days=89),
+              "till_code": TillFactory(organisation=org).code,
               "cycle": {"type": "fixed_calendar", "frequency": "monthly", "count": 2},
               "enrolment": {"mode": "custom_list"}, "target_value_mode": "per_customer",
               "targets": [{"name": "Spend", "kpi": "gross_sales", "value": 1000}]},

@@ -6,7 +6,7 @@ import pytest
 from evaluation.models import Activity, ActivityStatus
 from evaluation.tracking import activities_track
 from milestones.services.target_groups import target_group_create
-from tests.factories import StoreFactory
+from tests.factories import StoreFactory, TillFactory
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def stores(org):
     return [
         StoreFactory(organisation=org, code="S1", zone="North", concept="Fuel"),
         StoreFactory(organisation=org, code="S2", zone="South", concept="Retail"),
-        StoreFactory(organisation=org, code="T1", is_till=True),
+        TillFactory(organisation=org, code="T1"),
     ]
 
 
@@ -27,6 +27,7 @@ def make_group(org, configurer):
             "name": name,
             "start": date(2026, 1, 1),
             "end": date(2026, 12, 31),
+            "till_code": TillFactory(organisation=org).code,
             "cycle": {
                 "type": "fixed_calendar",
                 "frequency": "monthly",

@@ -15,7 +15,7 @@ from django.forms import CheckboxInput, MultipleChoiceField
 from milestones.models import AuditEntry, Period, SubTarget, Target, TargetGroup, Template
 from milestones.selectors import org_today
 from milestones.services.target_groups import target_group_create, target_group_set_active
-from tests.factories import StoreFactory
+from tests.factories import StoreFactory, TillFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +33,7 @@ def make_group(org, user, name, *, start, end, kpi="gross_sales", unified="", ta
         "name": name,
         "start": start,
         "end": end,
+        "till_code": TillFactory(organisation=org).code,
         "cycle": cycle or {"type": "till_achievement", "count": 3},
         "unified_mode": unified,
         "targets": targets or [{"name": f"{name} target", "kpi": kpi, "value": Decimal("1000")}],
@@ -109,7 +110,7 @@ def scratch_post(org, **overrides) -> dict:
         "description": "Spend 1000 a month",
         "start": (today + timedelta(days=1)).isoformat(),
         "end": (today + timedelta(days=100)).isoformat(),
-        "till": "",
+        "till": TillFactory(organisation=org).code,
         "target_value_mode": "same_for_all",
         "unified_mode": "",
         "offset_days": "",
@@ -509,6 +510,7 @@ def test_starting_from_a_template_prefills_every_value(admin_client_for, configu
 
 def test_a_template_milestone_keeps_the_edits(admin_client_for, configurer, org):
     template = Template.objects.get(organisation__isnull=True, name="Boost customer spend")
+    TillFactory(organisation=org)
     client = admin_client_for(configurer)
     data = rendered_post_data(client.get(ADD, {"template": template.pk}))
     today = org_today(org)
@@ -765,6 +767,7 @@ def test_operations_see_every_organisation_and_the_status_filter_uses_each_timez
 @pytest.mark.parametrize("template_name", ["Catalyze product sales", "Boost customer spend"])
 def test_each_built_in_template_creates_a_milestone_once_named_and_dated(admin_client_for, configurer, org, template_name):  # fmt: skip
     template = Template.objects.get(organisation__isnull=True, name=template_name)
+    TillFactory(organisation=org)
     client = admin_client_for(configurer)
     data = rendered_post_data(client.get(ADD, {"template": template.pk}))
     today = org_today(org)

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from milestones.models import AuditEntry, Period, Target, TargetGroup, Template
-from tests.factories import StoreFactory
+from tests.factories import StoreFactory, TillFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/target-groups/"
@@ -25,6 +25,7 @@ def payload(name="Monthly spend", **over):
         "name": name,
         "start": "2026-01-01",
         "end": "2026-12-31",
+        "till_code": "T1",
         "cycle": {
             "type": "fixed_calendar",
             "frequency": "monthly",
@@ -47,6 +48,13 @@ def future(name="Future spend", **over):
     )
 
 
+@pytest.fixture(autouse=True)
+def tills(org, other_org):
+    """Every milestone names a till: each organisation has its till T1."""
+    TillFactory(organisation=org)
+    TillFactory(organisation=other_org)
+
+
 @pytest.fixture
 def client(api, configurer):
     return api(configurer)
@@ -55,7 +63,7 @@ def client(api, configurer):
 @pytest.fixture
 def stores(org):
     StoreFactory(organisation=org, code="S1", zone="North", concept="Fuel")
-    StoreFactory(organisation=org, code="T1", is_till=True)
+    TillFactory(organisation=org, code="T1")
 
 
 def test_create_a_milestone_with_cycles_targets_and_sub_targets(client, stores):
@@ -368,6 +376,7 @@ def test_the_screens_refuse_backdating_past_six_months(org, configurer):
         "name": "Old",
         "start": start,
         "end": today(),
+        "till_code": "T1",
         "cycle": {"type": "till_achievement", "count": 1},
         "targets": [{"name": "t", "kpi": "transaction_count", "value": 1}],
     }

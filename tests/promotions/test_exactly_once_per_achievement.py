@@ -73,7 +73,7 @@ def test_a_rule_combining_two_targets_pays_once_per_cycle_when_the_second_is_rea
     switch(org, True)
     make_group("Spend")
     make_group("Visits", targets=[{"name": "Visits", "kpi": "transaction_count", "value": 5}])
-    both = f"currentEvent.targetAchieved(\"Spend\") >= currentEvent.targetDefined(\"Spend\") && currentEvent.targetAchieved(\"Visits\") >= currentEvent.targetDefined(\"Visits\")"  # fmt: skip
+    both = "currentEvent.targetAchieved(\"Spend\") >= currentEvent.targetDefined(\"Spend\") && currentEvent.targetAchieved(\"Visits\") >= currentEvent.targetDefined(\"Visits\")"  # fmt: skip
     promo(both + IMMEDIATE, [{"type": "award_points", "basis": "fixed", "points": 1000}])
     post(txn(1, "2026-03-02T10:00:00+00:00", 1100))  # Spend reached on the first visit
     run()

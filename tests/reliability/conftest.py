@@ -20,6 +20,7 @@ from kombu import pools as kombu_pools
 
 from milestones.services.target_groups import target_group_create
 from milestones_site.celery import app as celery_app
+from tests.factories import TillFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 MARCH = datetime(2026, 3, 2, tzinfo=UTC)
@@ -34,6 +35,7 @@ def make_group(org, configurer):
             "name": name,
             "start": date(2026, 1, 1),
             "end": date(2026, 12, 31),
+            "till_code": TillFactory(organisation=org).code,
             "cycle": {
                 "type": "fixed_calendar",
                 "frequency": "monthly",

@@ -14,11 +14,13 @@ def group(org, configurer):
     from decimal import Decimal
 
     from milestones.services.target_groups import target_group_create
+    from tests.factories import TillFactory
 
     data = {
         "name": "Spend",
         "start": date(2026, 1, 1),
         "end": date(2026, 12, 31),
+        "till_code": TillFactory(organisation=org).code,
         "cycle": {"type": "fixed_calendar", "frequency": "monthly", "start": date(2026, 1, 1),
                   "count": 12},
         "enrolment": {"mode": "custom_list"},
