@@ -19,7 +19,7 @@ from .models import Progress
 
 MAX_TOP = 100
 MAX_RANKS = 25
-MAX_OFFSET = 1_000_000_000  # the API's bound too (milestones.api_common.MAX_OFFSET)
+MAX_OFFSET = 1_000_000_000  # the API's bound too (common.api.MAX_OFFSET)
 
 
 class LeaderboardError(ValueError):
