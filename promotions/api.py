@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -11,6 +11,7 @@ from common.api import IdFilter, OrgScopedMixin
 from common.permissions import ALL_ROLES, CONFIG_ROLES
 
 from . import services
+from .doctor import condition_warnings
 from .models import (
     ActionType,
     Award,
@@ -100,12 +101,16 @@ class PromotionSerializer(serializers.ModelSerializer):
     condition = serializers.CharField(max_length=2000, trim_whitespace=False)
     actions = ActionSerializer(many=True, required=False)
     milestones = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField(
+        help_text="What the condition doctor found: conditions that would never pay or pay "
+        "twice with the organisation's award switch and milestones. Never blocks a save."
+    )
 
     class Meta:
         model = Promotion
         fields = ["id", "name", "description", "activity", "start", "end", "is_active", "condition",
-                  "actions", "milestones", "created_at", "updated_at"]  # fmt: skip
-        read_only_fields = ["id", "milestones", "created_at", "updated_at"]
+                  "actions", "milestones", "warnings", "created_at", "updated_at"]  # fmt: skip
+        read_only_fields = ["id", "milestones", "warnings", "created_at", "updated_at"]
         # Uniqueness is checked by the service (full_clean), with the organisation.
         validators = []
 
@@ -116,6 +121,21 @@ class PromotionSerializer(serializers.ModelSerializer):
             return []
         groups, _unknown = named_milestones(promotion.organisation_id, names)
         return [{"id": g.id, "name": g.name, "start": g.start, "end": g.end} for g in groups]
+
+    @extend_schema_field(
+        inline_serializer(
+            "ConditionWarning",
+            {"code": serializers.CharField(), "message": serializers.CharField()},
+            many=True,
+        )  # fmt: skip
+    )
+    def get_warnings(self, promotion) -> list[dict]:
+        found = condition_warnings(
+            organisation=promotion.organisation,
+            condition=promotion.condition,
+            activity=promotion.activity,
+        )
+        return [w.as_dict() for w in found]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -133,7 +153,11 @@ class PromotionViewSet(OrgScopedMixin, viewsets.ModelViewSet):
     """Loyalty promotions on target activities. A condition that does not parse is a 400
     naming the position of the error; so is a promotion shorter than a milestone it names."""
 
-    queryset = Promotion.objects.prefetch_related("actions__series").order_by("id")
+    queryset = (
+        Promotion.objects.select_related("organisation")
+        .prefetch_related("actions__series")
+        .order_by("id")
+    )
     serializer_class = PromotionSerializer
     filterset_class = PromotionFilter
     read_roles = ALL_ROLES
@@ -174,6 +198,10 @@ class AwardSerializer(serializers.Serializer):
     target_name = serializers.SerializerMethodField()
     period = serializers.CharField()
     event = serializers.IntegerField(source="event_id")
+    achievement = serializers.CharField(
+        help_text="What was paid for: type, target, customer, cycle[, sub-target]. A promotion "
+        "pays an achievement at most once per action."
+    )
     points = serializers.DecimalField(**AMOUNT, allow_null=True)
     points_type = serializers.CharField()
     expires_on = serializers.DateField(allow_null=True)

@@ -110,3 +110,21 @@ def test_redelivery_racing_two_consumers_pays_nothing_more(org, make_group, prom
         results = _race(ids, consumers=3)
         assert sum(len(r.awards) for r in results) == 0
     _assert_paid_once()
+
+
+def test_three_consumers_pay_each_achievement_once_whatever_event_carries_it(
+    org, make_group, promo
+):
+    """Per achievement, not per event: every achievement also arrives in a second event (a
+    replay tool writing its own key); three consumers race over both copies."""
+    ids = _setup(org, make_group, promo)
+    copies = []
+    for event in TargetEvent.objects.filter(pk__in=ids):
+        event.pk, event.dedupe_key, event.consumed_at = None, f"replay-{event.dedupe_key}", None
+        event.save()
+        copies.append(event.pk)
+    _race(ids + copies, consumers=3)
+    _assert_paid_once()
+    per_achievement = Award.objects.values("promotion", "achievement", "action_index")
+    assert per_achievement.distinct().count() == Award.objects.count() == CUSTOMERS * 3
+    assert not TargetEvent.objects.filter(consumed_at__isnull=True).exists()

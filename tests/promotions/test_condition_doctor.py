@@ -112,3 +112,41 @@ def test_changing_the_switch_lists_the_promotions_whose_meaning_changes(org, liv
         ("End of cycle", []),
     ]
     assert org.award_when_target_achieved is False  # asking changes nothing
+
+
+def test_the_api_answers_the_warnings_and_saves_anyway(org, live_group, api, configurer):
+    """Reference 004's "500 bonus points as soon as they make their 5th transaction" rule,
+    copied literally, with the switch Inactive: two warnings, and the promotion is saved."""
+    switch(org, False)
+    live_group("Visits", targets=[{"name": "Visits", "kpi": "transaction_count", "value": 5}])
+    body = {
+        "name": "Fifth visit", "start": "2026-11-01", "end": "2027-04-30",
+        "condition": 'currentEvent.targetAchieved("Visits") > currentEvent.targetDefined("Visits") && currentEvent.isTargetAchievedEvent == true',
+        "actions": [{"type": "award_points", "basis": "fixed", "points": 500}],
+    }  # fmt: skip
+    response = api(configurer).post("/api/v1/promotions/", body, format="json")
+    assert response.status_code == 201, response.content
+    codes = [w["code"] for w in response.json()["warnings"]]
+    assert codes == ["strict_greater", "never_achieved_event"]
+    assert ">=" in response.json()["warnings"][0]["message"]
+    fixed = body["condition"].replace(" > ", " >= ").replace("== true", "== false")
+    response = api(configurer).patch(
+        f"/api/v1/promotions/{response.json()['id']}/", {"condition": fixed}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["warnings"] == []
+
+
+def test_the_org_settings_answer_lists_the_promotions_whose_meaning_changes(
+    org, live_group, promo, api, configurer
+):
+    switch(org, False)
+    live_group("ABC")
+    promo(REACHED_GE, name="Any time", start=date(2026, 11, 1), end=date(2027, 4, 30))
+    response = api(configurer).patch(
+        "/api/v1/org-settings/", {"award_when_target_achieved": True}, format="json"
+    )
+    assert response.status_code == 200
+    affected = response.json()["promotions_affected"]
+    assert [(a["name"], [w["code"] for w in a["warnings"]]) for a in affected] == [
+        ("Any time", ["pays_twice"])
+    ]
