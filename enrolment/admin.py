@@ -25,6 +25,7 @@ from .models import (
     ImportJob,
 )
 from .resources import CustomListResource
+from .selectors import customers_find
 
 IDENTIFIER_CHOICES = [(k, k.replace("_", " ")) for k in IDENTIFIER_TYPES]
 
@@ -43,6 +44,17 @@ class CustomerAdmin(OrgScopedAdmin):
     ]
     list_filter = ["is_loyalty_member"]
     search_fields = ["mobile", "email", "external_id", "name"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Also the customer an identifier names in any spelling ("+91 90000 00002" finds
+        +919000000002), as member care's search does."""
+        qs, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        organisation = getattr(request.user, "organisation", None)
+        if search_term.strip() and organisation is not None:
+            found = [c.pk for c in customers_find(organisation=organisation, query=search_term)]
+            if found:
+                qs = qs | queryset.filter(pk__in=found)
+        return qs, may_have_duplicates
 
 
 @admin.register(Enrolment)

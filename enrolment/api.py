@@ -5,26 +5,33 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import IdFilter, OrgScopedMixin, Pagination, reject_nul
+from common.api import IdFilter, OrgScopedMixin, Pagination, reject_nul, validation_error_to_dict
 from common.csv_safe import csv_cell
 from common.permissions import ALL_ROLES
 from milestones.models import Role, TargetGroup
+from milestones.openapi import ItemErrorsField
 
 from . import audiences, services
-from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from .identifiers import IDENTIFIER_TYPES, IdentifierError, country_of, example_mobiles, normalise
 from .importing.jobs import import_job_create
 from .importing.spec import RowsRefused, cycle_keys, max_bytes, msg_too_big
 from .models import (
@@ -65,6 +72,105 @@ def _listed(errors: list[str]) -> list[str]:
         return errors
     more = len(errors) - MAX_LISTED_ERRORS
     return [*errors[:MAX_LISTED_ERRORS], f"... and {more:,} more items with problems."]
+
+
+_ITEM_MESSAGE = re.compile(r"Item (\d+): (.*)", re.DOTALL)
+
+
+def _posted_customers(request) -> list:
+    items = request.data.get("customers") if isinstance(request.data, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def _item_field(item, message: str, country: str) -> str:
+    """The identifier of `item` that `message` is about (the one that does not read), else
+    `non_field_errors`: the item as a whole (not an object, no identifier, no such customer)."""
+    if isinstance(item, dict):
+        for kind in IDENTIFIER_TYPES:
+            if item.get(kind) in (None, ""):
+                continue
+            try:
+                normalise(kind, item[kind], country=country)
+            except IdentifierError as exc:
+                if str(exc) == message:
+                    return kind
+    return "non_field_errors"
+
+
+def _with_items(errors: dict, customers: list, organisation) -> dict:
+    """A 400's body about a list of `customers`, in the shape every batch endpoint answers:
+    `customers` keeps one line per bad item ("Item 2: ...", counted from 1) and `items` gives
+    the same by the item's 0-based position and field (`{"1": {"mobile": ["..."]}}`)."""
+    messages = errors.get("customers")
+    if isinstance(messages, dict):  # DRF's ListField: {position: [messages]}
+        messages = [
+            f"Item {int(i) + 1}: {m}"
+            for i, listed in sorted(messages.items(), key=lambda kv: int(kv[0]))
+            for m in listed
+        ]
+    if not isinstance(messages, list):
+        return errors
+    country = country_of(organisation)
+    items: dict[str, dict[str, list[str]]] = {}
+    for message in messages:
+        match = _ITEM_MESSAGE.fullmatch(str(message))
+        if match is None:  # about the list as a whole ("At most 10,000 ...", "... and N more")
+            continue
+        index, text = int(match[1]) - 1, match[2]
+        item = customers[index] if 0 <= index < len(customers) else None
+        field = _item_field(item, text, country)
+        items.setdefault(str(index), {}).setdefault(field, []).append(text)
+    body = {**errors, "customers": [str(m) for m in messages]}
+    if items:
+        body["items"] = items
+    return body
+
+
+class CustomerBatchError(serializers.Serializer):
+    """400 of a list of customers (enrolments, audience lists). A bad item is named in `items`
+    by its 0-based position and field, and in `customers` by a line ("Item 2: ...", counted
+    from 1); nothing of the list was saved. Other fields answer `{"field": ["message"]}`."""
+
+    items = ItemErrorsField()
+    customers = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="One line per bad item (\"Item 2: 'abc' is not a mobile number: it has no "
+        "digits.\"), or a problem of the list as a whole (too many items). Kept for older "
+        "integrations: read `items`.",
+    )  # fmt: skip
+    detail = serializers.CharField(
+        required=False, help_text="A problem of the request as a whole, in words."
+    )
+
+
+class FileRowError(serializers.Serializer):
+    row = serializers.IntegerField(
+        help_text="The file's line number (the header is line 1); 0: the file as a whole."
+    )
+    column = serializers.CharField(allow_blank=True, help_text="The column, if one is at fault.")
+    message = serializers.CharField(help_text="What is wrong.")
+
+
+class AudienceListError(CustomerBatchError):
+    """400 of an audience list: a JSON `customers` list answers like every batch (`items`);
+    a CSV `file` with bad rows answers `detail`, `error_count` and the first `errors`."""
+
+    error_count = serializers.IntegerField(
+        required=False, help_text="How many problems the file has (CSV uploads)."
+    )
+    errors = FileRowError(many=True, required=False, help_text="The file's problems, by row.")
+
+
+BATCH_ERROR_400 = OpenApiResponse(
+    CustomerBatchError,
+    description="Bad input; nothing was saved. A bad item of the list: "
+    '`{"items": {"1": {"mobile": ["\'abc\' is not a mobile number: it has no digits."]}}}`.',
+)
+AUDIENCE_ERROR_400 = OpenApiResponse(
+    AudienceListError,
+    description="Bad input; nothing was saved. A bad item of a JSON list answers `items`, "
+    "bad CSV rows answer `errors`.",
+)
 
 
 def _refuse_big_body(request) -> Response | None:
@@ -109,18 +215,49 @@ class CustomerOut(serializers.ModelSerializer):
             "id", "mobile", "email", "external_id", "name", "joined_on", "is_loyalty_member",
             "attributes", "created_at",
         ]  # fmt: skip
+        extra_kwargs = {
+            "id": {"help_text": "The customer's id (`/api/v1/customers/{id}/milestones/`)."},
+            "mobile": {"help_text": "Mobile in its stored form: E.164 (`+919000000001`) when the organisation has a default country, else digits."},
+            "email": {"help_text": "Email address, lower case."},
+            "external_id": {"help_text": "Your own customer id."},
+            "name": {"help_text": "The customer's name."},
+            "joined_on": {"help_text": "When the customer joined the loyalty programme."},
+            "is_loyalty_member": {"help_text": "A loyalty member: only members are enrolled automatically by their activity."},
+            "attributes": {"help_text": "Free-form facts, name -> value (`{\"city\": \"Pune\"}`), for audience filters."},
+            "created_at": {"help_text": "When the customer was created here."},
+        }  # fmt: skip
 
 
 class CustomerIn(serializers.Serializer):
-    mobile = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=40)
-    email = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=254)
+    """A customer, identified by at least one of mobile, email and external_id."""
+
+    mobile = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=40,
+        help_text="Mobile number in any common spelling (`9000000001`, `+91 90000 00001`).",
+    )  # fmt: skip
+    email = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=254,
+        help_text="Email address (compared case-insensitively).",
+    )  # fmt: skip
     external_id = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, max_length=100
+        required=False, allow_blank=True, allow_null=True, max_length=100,
+        help_text="Your own customer id.",
+    )  # fmt: skip
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="The customer's name."
     )
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    joined_on = serializers.DateField(required=False, allow_null=True)
-    is_loyalty_member = serializers.BooleanField(required=False, default=True)
-    attributes = serializers.DictField(required=False, validators=[reject_nul])
+    joined_on = serializers.DateField(
+        required=False, allow_null=True, help_text="When the customer joined the programme."
+    )
+    is_loyalty_member = serializers.BooleanField(
+        required=False, default=True,
+        help_text="A loyalty member (default true): only members are enrolled automatically.",
+    )  # fmt: skip
+    attributes = serializers.DictField(
+        required=False, validators=[reject_nul],
+        help_text="Free-form facts, name -> value (`{\"city\": \"Pune\"}`), for audience "
+        "filters.",
+    )  # fmt: skip
 
 
 class CustomerViewSet(
@@ -142,11 +279,12 @@ class CustomerViewSet(
         qs = super().get_queryset()
         if self.action != "list":
             return qs
+        country = country_of(self.request.user.organisation)
         for kind in IDENTIFIER_TYPES:
             raw = self.request.query_params.get(kind)
             if raw not in (None, ""):
                 try:
-                    qs = qs.filter(**{kind: normalise(kind, raw)})
+                    qs = qs.filter(**{kind: normalise(kind, raw, country=country)})
                 except IdentifierError as exc:
                     raise ValidationError({kind: [str(exc)]})
         return qs
@@ -175,8 +313,12 @@ class CustomerViewSet(
 
 
 class AudienceGroupOut(serializers.ModelSerializer):
-    sources = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    target_groups = serializers.SerializerMethodField()
+    sources = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="A merge group's source groups (ids)."
+    )
+    target_groups = serializers.SerializerMethodField(
+        help_text="The milestones that enrol this group (ids)."
+    )
 
     class Meta:
         model = AudienceGroup
@@ -185,34 +327,87 @@ class AudienceGroupOut(serializers.ModelSerializer):
             "refreshed_at", "refresh_status", "refresh_error", "refresh_attempts",
             "refresh_failed_at", "target_groups", "created_at",
         ]  # fmt: skip
+        extra_kwargs = {
+            "id": {"help_text": "The group's id."},
+            "name": {"help_text": "The group's name."},
+            "description": {"help_text": "What the group is for."},
+            "kind": {"help_text": "list (customers named one by one) | filter (customers matching conditions, recomputed) | merge (the members of other groups)."},
+            "member_count": {"help_text": "How many customers are in the group now."},
+            "refreshed_at": {"help_text": "When a filter or merge group was last recomputed."},
+            "refresh_status": {"help_text": "ok | invalid (the filter no longer holds) | failed (an unexpected error; retried)."},
+            "refresh_error": {"help_text": "Why the last refresh did not succeed."},
+            "refresh_failed_at": {"help_text": "When the last refresh failed."},
+            "created_at": {"help_text": "When the group was created."},
+        }  # fmt: skip
 
     def get_target_groups(self, group) -> list[int]:
         return [link.target_group_id for link in group.target_group_links.all()]
 
 
+_LIST_CUSTOMERS = (
+    f"A list group's customers (up to {MAX_ITEMS:,}), each by identifier: "
+    '`[{"mobile": "9000000001"}, {"email": "asha@example.com"}]`. Each must name a customer '
+    "of the organisation; a bad item is a 400 with `items`."
+)
+_LIST_FILE = "Or a CSV file with an identifier column (multipart)."
+_LIST_IDENTIFIER_TYPE = "What the CSV's identifier column holds: mobile | email | external_id."
+_LIST_IDENTIFIER_COLUMN = "The CSV column's header (default: the identifier type)."
+_LIST_SKIP_BAD_ROWS = (
+    "Skip the CSV's bad rows and keep the rest (default false: a bad row refuses the file)."
+)
+
+
 class AudienceGroupIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    kind = serializers.ChoiceField(choices=AudienceKind.choices)
-    description = serializers.CharField(required=False, allow_blank=True)
-    customers = serializers.ListField(
-        child=serializers.DictField(), required=False, max_length=MAX_ITEMS
+    name = serializers.CharField(max_length=200, help_text="The group's name.")
+    kind = serializers.ChoiceField(
+        choices=AudienceKind.choices,
+        help_text="list (`customers` or a CSV `file`) | filter (`filter` conditions) | merge "
+        "(`sources`).",
     )
-    filter = serializers.JSONField(required=False, validators=[reject_nul])
-    sources = serializers.ListField(child=serializers.IntegerField(), required=False)
-    file = serializers.FileField(required=False)
-    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, required=False)
-    identifier_column = serializers.CharField(required=False, allow_blank=True)
-    skip_bad_rows = serializers.BooleanField(required=False, default=False)
+    description = serializers.CharField(
+        required=False, allow_blank=True, help_text="What the group is for."
+    )
+    customers = serializers.ListField(
+        child=serializers.DictField(), required=False, max_length=MAX_ITEMS,
+        help_text=_LIST_CUSTOMERS,
+    )  # fmt: skip
+    filter = serializers.JSONField(
+        required=False, validators=[reject_nul],
+        help_text='A filter group\'s conditions, all of which must hold: `{"conditions": '
+        '[{"field": "attributes.city", "op": "eq", "value": "Pune"}, {"target": "Target 1", '
+        '"achieved": true}]}`.',
+    )  # fmt: skip
+    sources = serializers.ListField(
+        child=serializers.IntegerField(), required=False,
+        help_text="A merge group's source groups (ids).",
+    )  # fmt: skip
+    file = serializers.FileField(required=False, help_text=_LIST_FILE)
+    identifier_type = serializers.ChoiceField(
+        choices=IDENTIFIER_TYPES, required=False, help_text=_LIST_IDENTIFIER_TYPE
+    )
+    identifier_column = serializers.CharField(
+        required=False, allow_blank=True, help_text=_LIST_IDENTIFIER_COLUMN
+    )
+    skip_bad_rows = serializers.BooleanField(
+        required=False, default=False, help_text=_LIST_SKIP_BAD_ROWS
+    )
 
 
 class AudienceCustomersIn(serializers.Serializer):
     customers = serializers.ListField(
-        child=serializers.DictField(), required=False, max_length=MAX_ITEMS
+        child=serializers.DictField(), required=False, max_length=MAX_ITEMS,
+        help_text=_LIST_CUSTOMERS,
+    )  # fmt: skip
+    file = serializers.FileField(required=False, help_text=_LIST_FILE)
+    identifier_type = serializers.ChoiceField(
+        choices=IDENTIFIER_TYPES, required=False, help_text=_LIST_IDENTIFIER_TYPE
     )
-    file = serializers.FileField(required=False)
-    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, required=False)
-    identifier_column = serializers.CharField(required=False, allow_blank=True)
-    skip_bad_rows = serializers.BooleanField(required=False, default=False)
+    identifier_column = serializers.CharField(
+        required=False, allow_blank=True, help_text=_LIST_IDENTIFIER_COLUMN
+    )
+    skip_bad_rows = serializers.BooleanField(
+        required=False, default=False, help_text=_LIST_SKIP_BAD_ROWS
+    )
 
 
 def _rows_refused(refused: RowsRefused) -> Response:
@@ -256,17 +451,24 @@ class AudienceGroupViewSet(
                 identifier_column=data.get("identifier_column") or kind,
                 skip_bad_rows=data.get("skip_bad_rows", False),
             )
-        ids, errors = customers_lookup_many(organisation=org, items=data.get("customers") or [])
+        customers = data.get("customers") or []
+        ids, errors = customers_lookup_many(organisation=org, items=customers)
         if errors:
-            raise ValidationError({"customers": _listed(errors)})
+            raise serializers.ValidationError(
+                _with_items({"customers": _listed(errors)}, customers, org)
+            )
         return ids
 
-    @extend_schema(request=AudienceGroupIn, responses={201: AudienceGroupOut})
+    @extend_schema(
+        request=AudienceGroupIn, responses={201: AudienceGroupOut, 400: AUDIENCE_ERROR_400}
+    )
     def create(self, request, *args, **kwargs):
         if (refused := _refuse_big_body(request) or _refuse_many_items(request)) is not None:
             return refused
         data = AudienceGroupIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        if not data.is_valid():
+            body = _with_items(data.errors, _posted_customers(request), request.user.organisation)
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         values = data.validated_data
         kind = values["kind"]
         filter_def = values.get("filter")
@@ -296,7 +498,9 @@ class AudienceGroupViewSet(
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(request=AudienceCustomersIn, responses={200: AudienceGroupOut})
+    @extend_schema(
+        request=AudienceCustomersIn, responses={200: AudienceGroupOut, 400: AUDIENCE_ERROR_400}
+    )
     @action(detail=True, methods=["post"])
     def customers(self, request, pk=None):
         """Add customers to a list group (JSON `customers` or a CSV `file`)."""
@@ -304,7 +508,9 @@ class AudienceGroupViewSet(
             return refused
         group = self.get_object()
         data = AudienceCustomersIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        if not data.is_valid():
+            body = _with_items(data.errors, _posted_customers(request), request.user.organisation)
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         try:
             customer_ids = self._list_customers(request, data.validated_data)
         except RowsRefused as refused:
@@ -316,7 +522,10 @@ class AudienceGroupViewSet(
         request=None,
         responses={
             200: AudienceGroupOut,
-            503: inline_serializer("RefreshFailed", {"detail": serializers.CharField()}),
+            503: inline_serializer(
+                "RefreshFailed",
+                {"detail": serializers.CharField(help_text="Why the refresh failed; retried.")},
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -333,7 +542,17 @@ class AudienceGroupViewSet(
         return Response(AudienceGroupOut(self.get_queryset().get(pk=group.pk)).data)
 
     @extend_schema(
-        responses={200: inline_serializer("Members", {"customers": serializers.ListField()})}
+        responses={
+            200: inline_serializer(
+                "Members",
+                {
+                    "customers": serializers.ListField(
+                        child=serializers.IntegerField(),
+                        help_text="The members' customer ids, in id order.",
+                    )
+                },
+            )
+        }
     )
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
@@ -349,7 +568,7 @@ class AudienceGroupViewSet(
         if kind not in IDENTIFIER_TYPES:
             raise ValidationError({"identifier_type": ["Use mobile, email or external_id."]})
         examples = {
-            "mobile": ["919000000001", "919000000002"],
+            "mobile": example_mobiles(country_of(request.user.organisation), 2),
             "email": ["asha@example.com", "ravi@example.com"],
             "external_id": ["CUST-0001", "CUST-0002"],
         }[kind]
@@ -360,17 +579,26 @@ class AudienceGroupViewSet(
 
 
 class EnrolmentOut(serializers.ModelSerializer):
-    customer = CustomerOut(read_only=True)
+    customer = CustomerOut(read_only=True, help_text="The enrolled customer.")
 
     class Meta:
         model = Enrolment
         fields = ["customer", "source", "is_active", "enrolled_at"]
+        extra_kwargs = {
+            "source": {"help_text": "How the customer was enrolled: all_customers (by an activity) | audience_group | custom_list | api."},
+            "is_active": {"help_text": "False once un-enrolled (the enrolment is kept)."},
+            "enrolled_at": {"help_text": "When the customer was enrolled."},
+        }  # fmt: skip
 
 
 class EnrolIn(serializers.Serializer):
     customers = serializers.ListField(
-        child=serializers.DictField(), min_length=1, max_length=MAX_ITEMS
-    )
+        child=serializers.DictField(), min_length=1, max_length=MAX_ITEMS,
+        help_text=f"The customers to enrol (1 to {MAX_ITEMS:,}), each by identifier: "
+        '`[{"mobile": "9000000001"}, {"external_id": "CUST-0001"}]`. Unknown customers are '
+        "created when the organisation allows it. All or nothing: a bad item is a 400 with "
+        "`items`.",
+    )  # fmt: skip
 
 
 def _group(request, pk) -> TargetGroup:
@@ -401,23 +629,37 @@ class TargetGroupEnrolmentsView(APIView):
             200: inline_serializer(
                 "EnrolResult",
                 {
-                    "enrolled": serializers.IntegerField(),
-                    "already_enrolled": serializers.IntegerField(),
-                    "created_customers": serializers.IntegerField(),
-                    "customer_ids": serializers.ListField(child=serializers.IntegerField()),
+                    "enrolled": serializers.IntegerField(help_text="Customers enrolled now."),
+                    "already_enrolled": serializers.IntegerField(
+                        help_text="Customers that were enrolled already (left as they were)."
+                    ),
+                    "created_customers": serializers.IntegerField(
+                        help_text="Unknown customers created on the way."
+                    ),
+                    "customer_ids": serializers.ListField(
+                        child=serializers.IntegerField(),
+                        help_text="The customers' ids, in the order sent.",
+                    ),
                 },
-            )
+            ),
+            400: BATCH_ERROR_400,
         },
     )
     def post(self, request, pk):
         group = _group(request, pk)
         if (refused := _refuse_many_items(request)) is not None:
             return refused
+        org = request.user.organisation
         data = EnrolIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = services.enrolments_add_by_identifiers(
-            target_group=group, customers=data.validated_data["customers"]
-        )
+        if not data.is_valid():
+            body = _with_items(data.errors, _posted_customers(request), org)
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        customers = data.validated_data["customers"]
+        try:
+            result = services.enrolments_add_by_identifiers(target_group=group, customers=customers)
+        except ValidationError as exc:
+            body = _with_items(validation_error_to_dict(exc), customers, org)
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         return Response(result)
 
 
@@ -451,8 +693,10 @@ class TargetGroupEnrolmentDetailView(APIView):
 
 
 class ImportOut(serializers.ModelSerializer):
-    import_id = serializers.IntegerField(source="id", read_only=True)
-    percent = serializers.IntegerField(read_only=True)
+    import_id = serializers.IntegerField(
+        source="id", read_only=True, help_text="The same as `id` (what the upload answered)."
+    )
+    percent = serializers.IntegerField(read_only=True, help_text="Rows processed, in percent.")
 
     class Meta:
         model = ImportJob
@@ -463,16 +707,63 @@ class ImportOut(serializers.ModelSerializer):
             "identifier_column", "mapping", "send_trigger", "skip_bad_rows", "create_customers",
             "original_name", "size", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
+        extra_kwargs = {
+            "id": {"help_text": "The import's id (`/api/v1/imports/{id}/`)."},
+            "target_group": {"help_text": "The milestone the values are for."},
+            "status": {"help_text": "pending | running | done | failed"},
+            "method": {"help_text": "How the rows were written (python | postgres_copy); blank until it runs."},
+            "total": {"help_text": "Data rows in the file."},
+            "processed": {"help_text": "Rows processed so far."},
+            "errors": {"help_text": "The first problems found, `[{\"row\": 12, \"column\": \"P1\", \"message\": \"...\"}]`."},
+            "error_count": {"help_text": "How many problems were found in all."},
+            "skipped_rows": {"help_text": "Bad rows skipped (with `skip_bad_rows`)."},
+            "created_customers": {"help_text": "Unknown customers created."},
+            "newly_enrolled": {"help_text": "Customers enrolled by this import."},
+            "values_written": {"help_text": "Per-cycle target values written."},
+            "values_cleared": {"help_text": "Per-cycle values cleared by a blank cell (the target's default applies again)."},
+            "notifications": {"help_text": "Enrolment notifications queued (with `send_trigger`)."},
+            "identifier_type": {"help_text": "mobile | email | external_id"},
+            "identifier_column": {"help_text": "The identifier column's header."},
+            "mapping": {"help_text": "CSV column -> period name (or \"do_not_import\")."},
+            "send_trigger": {"help_text": "Enrolment notifications are sent."},
+            "skip_bad_rows": {"help_text": "Bad rows are skipped instead of refusing the file."},
+            "create_customers": {"help_text": "Unknown customers are created."},
+            "original_name": {"help_text": "The uploaded file's name."},
+            "size": {"help_text": "The file's size in bytes."},
+            "created_at": {"help_text": "When it was uploaded."},
+            "started_at": {"help_text": "When processing started."},
+            "finished_at": {"help_text": "When processing ended."},
+        }  # fmt: skip
 
 
 class UploadIn(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True)
-    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES, default="mobile")
-    identifier_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    mapping = serializers.JSONField(required=False)
-    send_trigger = serializers.BooleanField(required=False, default=True)
-    skip_bad_rows = serializers.BooleanField(required=False, default=False)
-    create_customers = serializers.BooleanField(required=False, default=True)
+    file = serializers.FileField(
+        allow_empty_file=True,
+        help_text="The CSV: an identifier column and one value column per cycle.",
+    )
+    identifier_type = serializers.ChoiceField(
+        choices=IDENTIFIER_TYPES, default="mobile",
+        help_text="What the identifier column holds (default mobile).",
+    )  # fmt: skip
+    identifier_column = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text="The identifier column's header (default: the identifier type).",
+    )  # fmt: skip
+    mapping = serializers.JSONField(
+        required=False,
+        help_text='JSON: CSV column -> period name or "P1".."Pn", or "do_not_import"; '
+        "unmapped columns named like a cycle map themselves.",
+    )
+    send_trigger = serializers.BooleanField(
+        required=False, default=True, help_text="Send enrolment notifications (default true)."
+    )
+    skip_bad_rows = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Skip bad rows and import the rest (default false: a bad row refuses the file).",
+    )  # fmt: skip
+    create_customers = serializers.BooleanField(
+        required=False, default=True, help_text="Create unknown customers (default true)."
+    )
 
 
 class TargetValuesUploadView(APIView):
@@ -489,7 +780,16 @@ class TargetValuesUploadView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": UploadIn},
-        responses={202: inline_serializer("ImportStarted", {"import": serializers.IntegerField()})},
+        responses={
+            202: inline_serializer(
+                "ImportStarted",
+                {
+                    "import": serializers.IntegerField(
+                        help_text="The import's id: follow it at `/api/v1/imports/{id}/`."
+                    )
+                },
+            )
+        },
     )
     def post(self, request, pk):
         if (refused := _refuse_big_body(request)) is not None:
@@ -532,7 +832,11 @@ class TargetValuesSampleView(APIView):
         _, count = cycle_keys(group)
         periods = dict(group.periods.values_list("ordinal", "name"))
         header = [kind, *[periods.get(n, f"P{n}") for n in range(1, count + 1)]]
-        example = {"mobile": "919000000001", "email": "asha@example.com", "external_id": "C-1"}
+        example = {
+            "mobile": example_mobiles(country_of(group.organisation), 1)[0],
+            "email": "asha@example.com",
+            "external_id": "C-1",
+        }
         first = list(group.targets.all()[:1])  # one query, not one per cycle
         # Plain digits ("1000", not "1E+3"), so the sample imports as it is.
         values = [dec_str(t.value_for_cycle(n)) for n in range(1, count + 1) for t in first]

@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from milestones.models import EnrolmentMode, Period, Target, TargetGroup
 
-from .identifiers import IdentifierError, fragment, normalise
+from .identifiers import IdentifierError, country_of, fragment, normalise
 from .models import (
     AudienceGroup,
     AudienceKind,
@@ -218,6 +218,7 @@ class _FilterBuilder:
     def __init__(self, organisation):
         self.organisation = organisation
         self.tz = organisation.tzinfo
+        self.country = country_of(organisation)
         self.errors: list[str] = []
         self.aliases: dict[str, KeyTransform] = {}
 
@@ -304,7 +305,7 @@ class _FilterBuilder:
                 if not part:
                     raise _Bad(f"{_shown(value)} has nothing to search for.")
                 return part
-            return normalise(name, text)
+            return normalise(name, text, country=self.country)
         return text
 
     # target results
@@ -744,6 +745,60 @@ def audience_groups_refresh_for_target(*, target: Target) -> list[int]:
             if outcome.status == AudienceRefreshStatus.OK:
                 refreshed.append(group.id)
     return refreshed
+
+
+HANDOFF_GROUPS_PER_RUN = 20
+
+
+def audience_groups_refresh_for_targets(
+    *, target_ids, after_group_id: int = 0, limit: int = HANDOFF_GROUPS_PER_RUN
+) -> tuple[list[int], int | None]:
+    """The hand-off after achievements: each filter group that reads any of these targets
+    (by name or id) is refreshed once, so "customers who achieved Target 1" is up to date,
+    and the milestones that follow it enrol the new achievers at once, not at the next beat.
+
+    Bounded: at most `limit` groups, in id order after `after_group_id`; groups the beat gave
+    up on (invalid, or failed too often) are skipped. Returns (ids of the groups refreshed
+    ok, the last group id done when more are left, else None): the caller queues the rest.
+    """
+    targets = list(Target.objects.filter(pk__in=sorted(set(target_ids))))
+    refs: dict[int, set[str]] = {}
+    for target in targets:
+        refs.setdefault(target.organisation_id, set()).update({target.name, str(target.id)})
+    if not refs:
+        return [], None
+    groups = (
+        AudienceGroup.objects.filter(
+            organisation_id__in=refs, kind=AudienceKind.FILTER, pk__gt=after_group_id
+        )
+        .filter(AudienceGroup.refresh_due_q())
+        .select_related("organisation")
+        .order_by("pk")
+    )
+    refreshed: list[int] = []
+    done, last = 0, after_group_id
+    for group in list(groups):  # a few rows per organisation; refreshed one by one below
+        if not _reads_any(group.filter, refs[group.organisation_id]):
+            continue
+        if done == limit:
+            return refreshed, last
+        outcome = audience_group_refresh_guarded(audience_group=group)
+        done += 1
+        last = group.pk
+        if outcome.status == AudienceRefreshStatus.OK:
+            refreshed.append(group.pk)
+    return refreshed, None
+
+
+def _reads_any(definition, refs: set[str]) -> bool:
+    """Does a filter name any of these targets (names and ids as text)? As
+    `filter_reads_target`, for many targets at once."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("conditions"), list):
+        return False
+    return any(
+        isinstance(cond, dict) and "target" in cond and str(cond["target"]).strip() in refs
+        for cond in definition["conditions"]
+    )
 
 
 def audience_refresh_organisation_ids() -> list[int]:

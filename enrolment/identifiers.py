@@ -8,16 +8,23 @@ fillers). Whitespace is trimmed; what remains inside:
 
 - mobile: a leading "+", digits (any script's decimal digits, read as 0-9) and the
   separators space - ( ) . ; anything else is refused by name, never dropped, so a typo
-  cannot silently become another valid number. Stored as its digits (6 to 15).
+  cannot silently become another valid number. Without a country (the organisation's
+  `default_country` blank) it is stored as its digits (6 to 15), as it always was. With one
+  ("IN"), it is read by the `phonenumbers` library in that region and stored in E.164:
+  `9000000077`, `09000000077`, `+91 90000 00077` and `919000000077` are all `+919000000077`;
+  a number that cannot exist there (`is_possible_number` false) is refused by name.
 - email: lower case after NFKC (compared case-insensitively); whitespace inside is refused.
 - external_id: case kept; runs of whitespace inside become one space.
 
-`normalise(kind, normalise(kind, x)) == normalise(kind, x)`: stored values are already in
-normal form, so a lookup by any spelling a person could see as the same finds the same row.
+`normalise(kind, normalise(kind, x)) == normalise(kind, x)` (for the same country): stored
+values are already in normal form, so a lookup by any spelling a person could see as the same
+finds the same row. Every caller passes the organisation's country (`country_of`).
 """
 
 import re
 import unicodedata
+
+import phonenumbers
 
 IDENTIFIER_TYPES = ("mobile", "email", "external_id")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -70,7 +77,54 @@ def _ascii_digits(text: str) -> str:
     )
 
 
-def normalise_mobile(value) -> str:
+def country_of(organisation) -> str:
+    """The region mobiles of this organisation are read in ("" when it has none)."""
+    return (getattr(organisation, "default_country", "") or "").strip().upper()
+
+
+def is_region(code: str) -> bool:
+    """A region code the phone-number rules know (ISO 3166 alpha-2, upper case)."""
+    return code in phonenumbers.SUPPORTED_REGIONS
+
+
+_NOT_POSSIBLE = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong number of digits",
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "a local number, without its area code",
+}
+
+
+_UNPARSED = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+
+
+def _e164(value, digits: str, plus: bool, country: str) -> str:
+    try:
+        number = phonenumbers.parse(("+" if plus else "") + digits, country)
+    except phonenumbers.NumberParseException as exc:
+        reason = _UNPARSED.get(exc.error_type, "not a phone number")
+        raise IdentifierError(f"{_shown(value)} is not a mobile number: {reason}.") from None
+    # is_possible_number, less its "possible only as a local number" (no area code), which
+    # is no E.164 number to store
+    verdict = phonenumbers.is_possible_number_with_reason(number)
+    if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
+        reason = _NOT_POSSIBLE.get(verdict, "not a possible number")
+        region = phonenumbers.region_code_for_country_code(number.country_code)
+        where = country if region in (country, phonenumbers.UNKNOWN_REGION) else region
+        raise IdentifierError(
+            f"{_shown(value)} is not a possible mobile number in {where} "
+            f"(+{number.country_code}): {reason}."
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_mobile(value, country: str = "") -> str:
     text = _ascii_digits(visible_text(value, "a mobile number"))
     body = text[1:] if text.startswith("+") else text
     if not any(ch.isascii() and ch.isdigit() for ch in body):
@@ -84,6 +138,8 @@ def normalise_mobile(value) -> str:
     digits = "".join(ch for ch in body if ch.isdigit())
     if not 6 <= len(digits) <= 15:
         raise IdentifierError(f"{_shown(value)} is not a mobile number: it needs 6 to 15 digits.")
+    if country:
+        return _e164(value, digits, text.startswith("+"), country)
     return digits
 
 
@@ -110,12 +166,48 @@ NORMALISERS = {
 }
 
 
-def normalise(kind: str, value) -> str:
+def normalise(kind: str, value, *, country: str = "") -> str:
+    """`value` in its stored form; `country` is the organisation's (`country_of`), which
+    only mobiles read."""
     if kind not in NORMALISERS:
         raise IdentifierError(
             f"Unknown identifier type {kind!r}: use mobile, email or external_id."
         )
+    if kind == "mobile":
+        return normalise_mobile(value, country)
     return NORMALISERS[kind](value)
+
+
+def example_mobiles(country: str, count: int) -> list[str]:
+    """Mobiles for a sample CSV, as a person of the organisation writes them and as they are
+    read back to its customers: digits without a "+" (a spreadsheet takes "+..." for a
+    formula). With a country, its example mobile numbers in national form (normalised to
+    E.164 on import); without one, 10 digits like the stored customers'."""
+    if not country:
+        return [f"90000000{n:02d}" for n in range(1, count + 1)]
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    example = example or phonenumbers.example_number(country)
+    if example is None:
+        return [f"90000000{n:02d}" for n in range(1, count + 1)]
+    national = phonenumbers.national_significant_number(example)
+    return [f"{int(national) + n:0{len(national)}d}" for n in range(count)]
+
+
+def mobile_collisions(rows, country: str) -> dict[str, list[int]]:
+    """Customers that would share a mobile once normalised in `country`: {stored form:
+    [customer ids, oldest first]} for each form two or more rows reach. `rows` are
+    (customer id, mobile) pairs; a mobile that does not normalise is left out (it is
+    reported by the caller, not merged)."""
+    forms: dict[str, list[int]] = {}
+    for customer_id, mobile in rows:
+        if not mobile:
+            continue
+        try:
+            form = normalise_mobile(mobile, country)
+        except IdentifierError:
+            continue
+        forms.setdefault(form, []).append(customer_id)
+    return {form: sorted(ids) for form, ids in forms.items() if len(ids) > 1}
 
 
 def fragment(kind: str, value) -> str:

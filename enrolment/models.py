@@ -4,7 +4,7 @@ from django.db.models import Q
 
 from milestones.models import Organisation, Target, TargetGroup, scoping_copy
 
-from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from .identifiers import IDENTIFIER_TYPES, IdentifierError, country_of, normalise
 
 
 class Customer(models.Model):
@@ -53,15 +53,17 @@ class Customer(models.Model):
 
     def clean(self):
         """Identifiers in their normal form (enrolment.identifiers), blank ones as NULL, so a
-        customer saved from a form is found by the same spellings as one from the API."""
+        customer saved from a form is found by the same spellings as one from the API
+        (mobiles in E.164 when the organisation has a default country)."""
         errors = {}
+        country = country_of(self.organisation) if self.organisation_id else ""
         for kind in IDENTIFIER_TYPES:
             raw = getattr(self, kind)
             if raw is None or (isinstance(raw, str) and raw.strip() == ""):
                 setattr(self, kind, None)
                 continue
             try:
-                setattr(self, kind, normalise(kind, raw))
+                setattr(self, kind, normalise(kind, raw, country=country))
             except IdentifierError as exc:
                 errors[kind] = [str(exc)]
         if errors:

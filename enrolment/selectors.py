@@ -2,7 +2,9 @@
 
 from decimal import Decimal
 
-from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from django.db.models import Q
+
+from .identifiers import IDENTIFIER_TYPES, IdentifierError, country_of, normalise
 from .models import Customer, CustomerTargetValue
 
 LOOKUP_CHUNK = 2000
@@ -20,9 +22,10 @@ def customer_lookup(*, organisation, identifiers: dict) -> Customer | None:
     }
     if not given:
         raise IdentifierError("Identify the customer by mobile, email or external_id.")
+    country = country_of(organisation)
     for kind in IDENTIFIER_TYPES:
         if kind in given:
-            value = normalise(kind, given[kind])
+            value = normalise(kind, given[kind], country=country)
             customer = Customer.objects.filter(organisation=organisation, **{kind: value}).first()
             if customer is not None:
                 return customer
@@ -38,6 +41,7 @@ def customers_lookup_many(*, organisation, items: list) -> tuple[list[int], list
     """
     wanted: list[dict[str, str] | None] = []
     errors: list[str] = []
+    country = country_of(organisation)
     for i, item in enumerate(items, start=1):
         given = {
             k: v
@@ -47,7 +51,7 @@ def customers_lookup_many(*, organisation, items: list) -> tuple[list[int], list
         try:
             if not given:
                 raise IdentifierError("Identify the customer by mobile, email or external_id.")
-            wanted.append({k: normalise(k, v) for k, v in given.items()})
+            wanted.append({k: normalise(k, v, country=country) for k, v in given.items()})
         except IdentifierError as exc:
             errors.append(f"Item {i}: {exc}")
             wanted.append(None)
@@ -74,6 +78,25 @@ def customers_lookup_many(*, organisation, items: list) -> tuple[list[int], list
             ids.append(match)
     errors.sort(key=lambda message: int(message.split(":", 1)[0].removeprefix("Item ")))
     return ids, errors
+
+
+def customers_find(*, organisation, query: str, kind: str = "any", limit: int = 20) -> list:
+    """Member care's search: an exact match on the stored form of the query read as a
+    mobile, an email or an external id (`kind`, or "any" of them), so "+91 90000 00002",
+    "09000000002" and "9000000002" find the same customer. One query."""
+    kinds = IDENTIFIER_TYPES if kind == "any" else (kind,)
+    country = country_of(organisation)
+    condition = Q()
+    for k in kinds:
+        try:
+            condition |= Q(**{k: normalise(k, query, country=country)})
+        except IdentifierError:
+            continue
+    if not condition:
+        return []
+    return list(
+        Customer.objects.filter(condition, organisation=organisation).order_by("id")[:limit]
+    )
 
 
 def target_value_for(*, target, customer_id: int, cycle_ordinal: int) -> Decimal:
@@ -112,6 +135,7 @@ def audience_list_identifiers(
 
     sink = ErrorSink(1000)
     ids: list[int] = []
+    country = country_of(organisation)
     try:
         if (getattr(file, "size", 0) or 0) > max_bytes():
             raise FileRefused([RowError(0, "", msg_too_big(file.size))])
@@ -140,11 +164,11 @@ def audience_list_identifiers(
                 if problem is not None or index >= len(cells):
                     found.append(RowError(rowno, "", problem or "This row has no identifier cell."))
                     continue
-                message = identifier_error(identifier_type, cells[index])
+                message = identifier_error(identifier_type, cells[index], country=country)
                 if message:
                     found.append(RowError(rowno, identifier_column, message))
                     continue
-                value = normalise(identifier_type, cells[index])
+                value = normalise(identifier_type, cells[index], country=country)
                 if value in first:
                     found.append(
                         RowError(

@@ -13,7 +13,7 @@ from common.bulk import insert_rows, pg_array, references_held
 from milestones.models import EnrolmentMode, Organisation, Target, TargetGroup
 
 from . import signals
-from .identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from .identifiers import IDENTIFIER_TYPES, IdentifierError, country_of, normalise
 from .models import Customer, CustomerTargetValue, Enrolment, EnrolmentSource
 from .notifications import notifications_write
 from .selectors import customer_lookup
@@ -29,8 +29,9 @@ def customer_get_or_create(
     customer = customer_lookup(organisation=organisation, identifiers=identifiers)
     if customer is not None or not create:
         return customer, False
+    country = country_of(organisation)
     values = {
-        k: normalise(k, v)
+        k: normalise(k, v, country=country)
         for k, v in identifiers.items()
         if k in IDENTIFIER_TYPES and v not in (None, "")
     }
@@ -152,12 +153,13 @@ def customer_create(
     """A new customer; every identifier must be well formed and not used by another customer."""
     errors: dict[str, list[str]] = {}
     values = {}
+    country = country_of(organisation)
     for kind in IDENTIFIER_TYPES:
         raw = identifiers.get(kind)
         if raw in (None, ""):
             continue
         try:
-            values[kind] = normalise(kind, raw)
+            values[kind] = normalise(kind, raw, country=country)
         except IdentifierError as exc:
             errors.setdefault(kind, []).append(str(exc))
             continue

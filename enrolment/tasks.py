@@ -1,6 +1,7 @@
 """Celery tasks (routed to the "ingest" queue): thin wrappers over the services."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from milestones.models import Target
 
@@ -20,6 +21,22 @@ def refresh_audience_groups_for_target(target_id: int) -> None:
     target = Target.objects.filter(pk=target_id).first()
     if target is not None:
         audience_groups_refresh_for_target(target=target)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def refresh_audience_groups_for_targets(target_ids: list[int], after_group_id: int = 0) -> int:
+    """Queued by tracking after it commits, once per batch, with the targets the batch
+    achieved: the filter groups that read them are refreshed now (and the milestones that
+    follow those groups enrol the achievers), not at the next beat. Bounded per run; the rest
+    of a long list goes on in the next run. Returns the number of groups refreshed."""
+    from .audiences import audience_groups_refresh_for_targets
+
+    refreshed, last = audience_groups_refresh_for_targets(
+        target_ids=target_ids, after_group_id=after_group_id
+    )
+    if last is not None:
+        refresh_audience_groups_for_targets.delay(list(target_ids), last)
+    return len(refreshed)
 
 
 @shared_task(bind=True)

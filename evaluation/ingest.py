@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, normalise
+from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, country_of, normalise
 from enrolment.models import Customer
 from milestones.models import Store
 
@@ -50,9 +50,11 @@ class IngestRefused(ValidationError):
         )
 
 
-def _identifier_key(identifiers: dict) -> tuple:
+def _identifier_key(identifiers: dict, country: str) -> tuple:
+    """The item's identifiers in their stored form (mobiles in E.164 when the organisation
+    has a default country), so every spelling of a number resolves to one customer."""
     return tuple(
-        (k, normalise(k, identifiers[k]))
+        (k, normalise(k, identifiers[k], country=country))
         for k in IDENTIFIER_TYPES
         if identifiers.get(k) not in (None, "")
     )
@@ -61,9 +63,10 @@ def _identifier_key(identifiers: dict) -> tuple:
 def _resolve_customers(org, items, errors) -> dict[tuple, int]:
     """Map each item's identifiers to a customer id, creating unknown customers when allowed."""
     keys = {}
+    country = country_of(org)
     for i, item in enumerate(items):
         try:
-            key = _identifier_key(item["customer"])
+            key = _identifier_key(item["customer"], country)
         except IdentifierError as exc:
             errors[i] = {"customer": [str(exc)]}
             continue

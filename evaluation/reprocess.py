@@ -25,6 +25,7 @@ from .models import (
     RunStatus,
 )
 from .signals import activities_tracked, send_after_commit
+from .tasks import hand_off_achievements
 from .tracking import activities_track, reset_group_state
 
 CUSTOMERS_PER_BATCH = 200
@@ -98,6 +99,7 @@ def reprocess_execute(*, run_id: int, progress=None) -> ReprocessRun | None:
             )
             # the new events go to promotions exactly as live tracking's do
             send_after_commit(activities_tracked, result=result)
+            hand_off_achievements(result.achieved_targets)
             ReprocessRun.objects.filter(pk=run.pk).update(processed=F("processed") + len(batch))
             if progress:
                 progress(min(start + len(batch), len(customers)), len(customers))

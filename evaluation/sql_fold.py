@@ -35,7 +35,7 @@ from milestones.models import Organisation, Period, Target
 
 from . import events
 from .kpis import SALES_KPIS, check_progress
-from .models import Progress
+from .models import ActivityType, Progress
 
 FOUR_PLACES = Decimal("0.0001")
 
@@ -59,7 +59,7 @@ def split(matches: dict[int, list]) -> dict[int, list]:
             t.target.id
             for a, t, _ in ms
             if not t.additive_in_fixed_periods
-            or (a.type == "return" and t.target.kpi in SALES_KPIS)
+            or (a.type == ActivityType.RETURN and t.target.kpi in SALES_KPIS)
         }
         taken = [m for m in ms if m[1].target.id not in slow_targets]
         if not taken:
@@ -80,6 +80,7 @@ class Folded:
     contributions: dict = field(default_factory=lambda: defaultdict(Decimal))
     # customer id -> [(group id, cycle, when)] with a target reached here
     newly_achieved: dict = field(default_factory=lambda: defaultdict(list))
+    reached_targets: set = field(default_factory=set)  # target ids reached here
 
 
 def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Folded:
@@ -172,6 +173,7 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
             if hit:
                 achieved_at = at
                 out.newly_achieved[cid].append((tcfg.group.group.id, ordinal, at))
+                out.reached_targets.add(tcfg.target.id)
         if was is None and achieved_at is not None:
             reached.append((pid, achieved_at))
     if reached:

@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 
 log = logging.getLogger(__name__)
 TRACK_CHUNK = 1000
@@ -31,7 +31,27 @@ def track_activities(activity_ids: list[int]) -> int:
 
     result = activities_track(activity_ids=activity_ids)
     _after_tracking(result)
+    hand_off_achievements(result.achieved_targets)
     return result.activities
+
+
+def hand_off_achievements(target_ids) -> None:
+    """After commit, ONE enrolment task for the batch's achieved targets: the filter audience
+    groups that read them are refreshed now, so "Target 2: those who achieved Target 1"
+    enrols them within seconds, not at the next beat. A broker failure loses nothing that
+    the beat's refresh does not bring back."""
+    ids = sorted(set(target_ids or ()))
+    if not ids:
+        return
+    from enrolment.tasks import refresh_audience_groups_for_targets
+
+    def send():
+        try:
+            refresh_audience_groups_for_targets.delay(ids)
+        except Exception:  # noqa: BLE001 - any broker failure: the beat refreshes the groups
+            log.warning("could not queue the audience hand-off for targets %s", ids, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def _after_tracking(result) -> None:

@@ -39,6 +39,7 @@ from .kpis import (
 from .models import (
     Activity,
     ActivityStatus,
+    ActivityType,
     CycleAnchor,
     EvaluationRun,
     GroupAchievement,
@@ -423,6 +424,7 @@ class _CustomerState:
         self.loaded_targets: set[int] = set()
         # (group id, cycle, when) with a target just reached
         self.newly_achieved: list[tuple[int, int, datetime]] = []
+        self.reached_targets: set[int] = set()  # target ids reached here (for audiences)
 
     def load(self, preload: _Preload, matches) -> None:
         cid = self.customer.id
@@ -507,7 +509,11 @@ class _CustomerState:
         """Fold one contribution (from an activity, or derived: `activity` None and `at`)."""
         target = tcfg.target
         at = activity.occurred_at if activity is not None else at
-        if activity is not None and activity.type == "return" and target.kpi in SALES_KPIS:
+        if (
+            activity is not None
+            and activity.type == ActivityType.RETURN
+            and target.kpi in SALES_KPIS
+        ):
             row = self._original_bill_row(activity, tcfg)
             if row is None:
                 return
@@ -554,7 +560,7 @@ class _CustomerState:
                 progress__customer=self.customer,
                 progress__target=tcfg.target,
                 activity__bill_number=activity.bill_number,
-                activity__type="transaction",
+                activity__type=ActivityType.TRANSACTION,
             )
             .select_related("progress", "activity")
             .order_by("activity__occurred_at")
@@ -565,7 +571,7 @@ class _CustomerState:
                 (a.occurred_at, key)
                 for a, key, _ in self.contributions  # in time order: the first is the earliest
                 if key[0] == target_id
-                and a.type == "transaction"
+                and a.type == ActivityType.TRANSACTION
                 and a.bill_number == activity.bill_number
             ),
             None,
@@ -592,6 +598,7 @@ class _CustomerState:
         if reached:
             row.achieved_at = at
             self.newly_achieved.append((group.id, row.cycle_ordinal, at))
+            self.reached_targets.add(tcfg.target.id)
             if group.cycle_type == CycleType.TILL_ACHIEVEMENT:
                 row.cycle_end = at
 
@@ -750,9 +757,10 @@ def _flush(
             TargetEvent, [e for e in events if e.dedupe_key not in before], ignore_conflicts=True
         )
         result.events.extend(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
-    for e in events:
-        if e.type == TargetEventType.TARGET_ACHIEVED and e.target_id:
-            result.achieved_targets.add(e.target_id)
+    # reached whatever the award switch (which only decides whether an event is written)
+    result.achieved_targets |= folded.reached_targets
+    for state in states:
+        result.achieved_targets |= state.reached_targets
 
 
 def _update_progress(rows: list[Progress]) -> None:

@@ -28,6 +28,7 @@ from enrolment.selectors import customers_find
 from evaluation.models import EvaluationRun, ReprocessRun
 from evaluation.selectors import customer_milestones
 from milestones.models import CycleType, EnrolmentMode, Entity, Kpi, Role, TargetGroup, UnifiedMode
+from promotions.models import ActionType, AwardStatus
 
 from .insights import milestone_insights
 
@@ -110,11 +111,11 @@ def _action_view(action) -> dict:
     status, points, points_type, coupon_code, message and error.
     """
     kind = action["type"]
-    status = action.get("status") or "done"
-    if kind == "award_points":
+    status = action.get("status") or AwardStatus.DONE
+    if kind == ActionType.AWARD_POINTS:
         points = number(action["points"]) if action.get("points") is not None else "—"
         text = f"{points} {action.get('points_type') or ''} points".replace("  ", " ")
-    elif kind == "issue_coupon":
+    elif kind == ActionType.ISSUE_COUPON:
         text = f"Coupon {action.get('coupon_code') or ''}".strip()
     else:  # send_message
         message = str(action.get("message") or "")
@@ -123,9 +124,9 @@ def _action_view(action) -> dict:
         )
     if action.get("promotion"):
         text += f" — {action['promotion']}"
-    if status == "failed":
+    if status == AwardStatus.FAILED:
         text += f" (failed{': ' + str(action['error']) if action.get('error') else ''})"
-    elif status == "skipped":
+    elif status == AwardStatus.SKIPPED:
         text += " (skipped: nothing to give)"
     return {"text": text, "status": status}
 

@@ -55,6 +55,7 @@ class OrganisationAdmin(OrgScopedAdmin):
         "allow_return_on_target",
         "offset_days",
         "auto_create_customers",
+        "default_country",
     ]
     readonly_fields = ["slug"]
 

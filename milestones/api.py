@@ -8,6 +8,14 @@ from .models import Organisation, Store
 
 
 class OrgSettingsSerializer(serializers.ModelSerializer):
+    # declared, so that "in" is read as "IN" before the region check
+    default_country = serializers.CharField(
+        max_length=2,
+        required=False,
+        allow_blank=True,
+        help_text="ISO 3166 alpha-2 (e.g. IN): mobiles are stored in E.164; blank: digits only.",
+    )
+
     class Meta:
         model = Organisation
         fields = [
@@ -18,8 +26,27 @@ class OrgSettingsSerializer(serializers.ModelSerializer):
             "allow_return_on_target",
             "offset_days",
             "auto_create_customers",
+            "default_country",
         ]
         read_only_fields = ["slug"]
+        extra_kwargs = {
+            "slug": {"help_text": "The organisation's short name (`create_org SLUG`)."},
+            "name": {"help_text": "The organisation's name."},
+            "timezone": {"help_text": "IANA timezone (`Asia/Kolkata`): cycles start and end at its midnights."},
+        }  # fmt: skip
+
+    def validate_default_country(self, value: str) -> str:
+        """ "in" is "IN"; a region the phone-number rules do not know is a 400."""
+        from django.core.exceptions import ValidationError
+
+        from .models import validate_country
+
+        value = (value or "").strip().upper()
+        try:
+            validate_country(value)
+        except ValidationError as exc:
+            raise serializers.ValidationError(exc.messages)
+        return value
 
 
 class OrgSettingsView(generics.RetrieveUpdateAPIView):
@@ -37,7 +64,9 @@ class OrgSettingsView(generics.RetrieveUpdateAPIView):
         org = serializer.instance
         new = serializer.validated_data.get("award_when_target_achieved")
         self.affected = (
-            services.award_switch_affects(organisation=org, new_value=new) if new is not None else []
+            services.award_switch_affects(organisation=org, new_value=new)
+            if new is not None
+            else []
         )
         services.organisation_update(organisation=org, **serializer.validated_data)
 
@@ -54,6 +83,14 @@ class StoreSerializer(serializers.ModelSerializer):
     class Meta:
         model = Store
         fields = ["id", "code", "name", "zone", "concept", "is_till"]
+        extra_kwargs = {
+            "id": {"help_text": "The store's id."},
+            "code": {"help_text": "The store's code, unique in the organisation: what an activity's `store` names."},
+            "name": {"help_text": "The store's name."},
+            "zone": {"help_text": "The store's zone (targets can be scoped to zones)."},
+            "concept": {"help_text": "The store's concept or format (targets can be scoped to concepts)."},
+            "is_till": {"help_text": "A till: milestones book their awards at one (`till_code`)."},
+        }  # fmt: skip
 
     def validate_code(self, value):
         org_id = self.context["request"].user.organisation_id

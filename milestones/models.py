@@ -13,6 +13,17 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"Unknown timezone {value!r}: use an IANA name such as Asia/Kolkata.")
 
 
+def validate_country(value: str) -> None:
+    """A region the phone-number rules know (ISO 3166 alpha-2, e.g. IN), or blank."""
+    import phonenumbers
+
+    if value and value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(
+            f"Unknown country {value!r}: use an ISO 3166 alpha-2 code such as IN, or leave it "
+            "blank."
+        )
+
+
 def scoping_copy(to):
     """A foreign key that copies the organisation or milestone of the row it belongs to, for
     scoping queries. It carries no index of its own and no database constraint: the rows it
@@ -42,6 +53,15 @@ class Organisation(models.Model):
     )
     auto_create_customers = models.BooleanField(
         default=True, help_text="Create unknown customers when their activities arrive."
+    )
+    default_country = models.CharField(
+        max_length=2,
+        blank=True,
+        default="",
+        validators=[validate_country],
+        help_text="ISO 3166 alpha-2 (e.g. IN): mobiles are read in this country and stored in "
+        "E.164 (+919000000077). Blank: mobiles are stored as their digits. After setting it, "
+        "run `manage.py merge_customers --org SLUG`.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -189,6 +209,14 @@ class SubTargetCriteria(models.TextChoices):
     ABSOLUTE = "absolute", "Absolute value"
 
 
+class MilestoneStatus(models.TextChoices):
+    """Where a milestone stands on its dates (`TargetGroup.status()`); not stored."""
+
+    UPCOMING = "upcoming", "Upcoming"
+    LIVE = "live", "Live"
+    ENDED = "ended", "Ended"
+
+
 class TargetGroup(models.Model):
     """A milestone: a duration, a cycle configuration, an enrolment and up to 50 targets."""
 
@@ -254,17 +282,17 @@ class TargetGroup(models.Model):
     def __str__(self):
         return self.name
 
-    def status(self, today=None) -> str:
+    def status(self, today=None) -> MilestoneStatus:
         """Upcoming / Live / Ended, from the dates in the organisation's timezone."""
         from django.utils import timezone
 
         if today is None:
             today = timezone.now().astimezone(self.organisation.tzinfo).date()
         if today < self.start:
-            return "upcoming"
+            return MilestoneStatus.UPCOMING
         if today > self.end:
-            return "ended"
-        return "live"
+            return MilestoneStatus.ENDED
+        return MilestoneStatus.LIVE
 
     @property
     def tracking_type(self) -> str:

@@ -7,7 +7,9 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from itertools import islice
 
-from ..identifiers import normalise
+from milestones.models import Organisation
+
+from ..identifiers import country_of, normalise
 from ..models import Customer
 from .reader import Row
 from .spec import (
@@ -53,6 +55,8 @@ class RowChecker:
         self.spec = spec
         self.create_customers = create_customers
         self.first_row: dict[str, int] = {}
+        # identifiers are read in the organisation's country (mobiles in E.164 with one)
+        self.country = country_of(Organisation.objects.filter(pk=organisation_id).first())
 
     def check(self, batch: list[Row]) -> list[CheckedRow]:
         spec = self.spec
@@ -67,11 +71,11 @@ class RowChecker:
             errors: list[RowError] = []
             raw_id = cells[spec.identifier_index]
             ident = None
-            message = identifier_error(kind, raw_id)
+            message = identifier_error(kind, raw_id, country=self.country)
             if message:
                 errors.append(RowError(rowno, id_col, message))
             else:
-                ident = normalise(kind, raw_id)
+                ident = normalise(kind, raw_id, country=self.country)
             values: dict[int, Decimal | None] = {}
             for col in spec.value_columns:
                 raw = cells[col.index]

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from common.bulk import references_held
 from milestones.models import Organisation, Target, TargetGroup
 
-from ..identifiers import IdentifierError, normalise
+from ..identifiers import IdentifierError, country_of, normalise
 from ..models import (
     Customer,
     CustomerTargetValue,
@@ -76,11 +76,11 @@ def _cell(raw: str) -> tuple[str | None, bool]:
     return str(parse_value(raw)), False
 
 
-def _norm(kind: str, raw: str) -> str | None:
-    if kind == "mobile" and 6 <= len(raw) <= 15 and raw.isascii() and raw.isdigit():
+def _norm(kind: str, raw: str, country: str = "") -> str | None:
+    if not country and kind == "mobile" and 6 <= len(raw) <= 15 and raw.isascii() and raw.isdigit():
         return raw
     try:
-        return normalise(kind, raw)
+        return normalise(kind, raw, country=country)
     except IdentifierError:
         return None
 
@@ -94,6 +94,7 @@ class PgImport:
         # an UNLOGGED table, not a TEMP one: the parallel writers read it from their own
         # connections (and PostgreSQL scans it with parallel workers)
         self.checked = f"enrol_checked_{job.pk}"
+        self.country = country_of(self.group.organisation)
         self.spec = None
         self.timings: dict[str, float] = {}
 
@@ -123,6 +124,7 @@ class PgImport:
                 mapping=job.mapping,
             )
             kind = spec.identifier_type
+            country = self.country
             nvals = len(spec.value_columns)
             cols = "".join(f", v{i} text, val{i} numeric, bad{i} boolean" for i in range(nvals))
             idx = [c.index for c in spec.value_columns]
@@ -149,7 +151,7 @@ class PgImport:
                             write((rowno, problem, None, None, False, *empty))
                             continue
                         ident = cells[id_idx]
-                        norm = _norm(kind, ident)
+                        norm = _norm(kind, ident, country)
                         out = [rowno, None, ident, norm, norm is not None]
                         for i in idx:
                             raw = cells[i]
@@ -239,7 +241,12 @@ class PgImport:
         out = []
         if not id_ok:
             out.append(
-                RowError(rn, id_col, identifier_error(kind, ident or "") or "Invalid identifier.")
+                RowError(
+                    rn,
+                    id_col,
+                    identifier_error(kind, ident or "", country=self.country)
+                    or "Invalid identifier.",
+                )
             )
         for i, col in enumerate(spec.value_columns):
             raw, bad = record[8 + 2 * i], record[9 + 2 * i]

@@ -270,14 +270,15 @@ def resolve_header(
     )
 
 
-def identifier_error(kind: str, raw: str) -> str | None:
-    """The message for a bad identifier cell, or None when it is valid."""
+def identifier_error(kind: str, raw: str, *, country: str = "") -> str | None:
+    """The message for a bad identifier cell, or None when it is valid (`country`: the
+    organisation's, see enrolment.identifiers)."""
     from ..identifiers import IdentifierError, normalise, visible_text
 
     if visible_text(raw) == "":  # blank, or only invisible characters
         return f"The {kind.replace('_', ' ')} is missing."
     try:
-        normalise(kind, raw)
+        normalise(kind, raw, country=country)
     except IdentifierError as exc:
         return str(exc)
     return None

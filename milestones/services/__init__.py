@@ -28,6 +28,21 @@ def organisation_get_or_create(
 
 
 @transaction.atomic
+def award_switch_affects(*, organisation: Organisation, new_value: bool) -> list[dict]:
+    """What changes meaning if the award switch becomes `new_value` (asked of the apps above
+    through `milestones.signals.award_switch_changing`); [] when it does not change."""
+    from ..signals import award_switch_changing
+
+    if bool(new_value) == bool(organisation.award_when_target_achieved):
+        return []
+    out: list[dict] = []
+    for _receiver, answer in award_switch_changing.send(
+        sender=Organisation, organisation=organisation, new_value=bool(new_value)
+    ):
+        out.extend(answer or [])
+    return out
+
+
 def organisation_update(*, organisation: Organisation, **fields) -> Organisation:
     for key, value in fields.items():
         setattr(organisation, key, value)
