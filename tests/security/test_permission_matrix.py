@@ -372,7 +372,7 @@ ADMIN_OBJECTS = {
 # The admin's own pages and the custom screens, by URL ({group}: acme's milestone).
 ADMIN_PAGES = {
     #                                                             configurer member_care integration anonymous other_org
-    "GET /admin/":                                                (200, 200, "login", "login", 200),
+    "GET /admin/":                                                (200, "302", "login", "login", 200),
     "GET /admin/password_change/":                                (200, 200, "login", "login", 200),
     "GET /admin/milestones/targetgroup/{group}/view/":            (200, 403, "login", "login", 404),
     "GET /admin/milestones/targetgroup/{group}/clone/":           (200, 403, "login", "login", 404),
@@ -583,7 +583,7 @@ def test_another_organisation_searching_a_customer_finds_nothing(other_configure
 
 SITE = {
     #                          configurer member_care integration anonymous other_org
-    "GET /":                   ("index", "index", "index", "index", "index"),
+    "GET /":                   ("index", "302", "302", "index", "index"),  # agents land on member care, integrations on the API docs
     "GET /health/":            (200, 200, 200, 200, 200),
     "GET /api/schema/":        (200, 200, 200, 200, 200),  # the API's description is public
     "GET /api/docs/":          (200, 200, 200, 200, 200),
