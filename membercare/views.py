@@ -190,6 +190,7 @@ def _pane_view(entry: dict) -> dict:
     return {
         "id": entry["target_id"],
         "name": entry["target"],
+        "milestone": entry["target_group"],
         "start": day(entry["start"]),
         "end": day(entry["end"]),
         "cycles_label": cycles_label,
@@ -274,7 +275,7 @@ def customer_milestones_page(request, customer_id: int):
         "membercare/customer_milestones.html",
         title=f"Milestones of {customer}",
         customer=customer,
-        targets=[_pane_view(e) for e in entries],
+        targets=sorted((_pane_view(e) for e in entries), key=lambda t: t["milestone"].lower()),
         selected=_target_view(chosen, tz) if chosen else None,
         timezone_name=customer.organisation.timezone,
     )

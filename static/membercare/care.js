@@ -51,6 +51,26 @@
       });
   }
 
+  // The filter box: panes whose milestone or target name contains the text stay visible.
+  document.addEventListener("input", function (event) {
+    if (event.target.id !== "mc-pane-filter") return;
+    var text = event.target.value.trim().toLowerCase();
+    var shown = 0;
+    document.querySelectorAll(".mc-pane-group").forEach(function (group) {
+      var groupMatch = group.dataset.milestone.indexOf(text) !== -1;
+      var any = false;
+      group.querySelectorAll(".mc-pane").forEach(function (pane) {
+        var match = !text || groupMatch || pane.dataset.name.indexOf(text) !== -1;
+        pane.hidden = !match;
+        if (match) any = true;
+      });
+      group.hidden = !any;
+      if (any) shown += 1;
+    });
+    var none = document.querySelector(".mc-pane-none");
+    if (none) none.hidden = shown > 0;
+  });
+
   document.addEventListener("click", function (event) {
     var pane = event.target.closest("a.mc-pane");
     if (!pane || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;

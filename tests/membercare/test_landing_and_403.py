@@ -37,3 +37,31 @@ def test_the_api_keeps_its_json_403(api, member_care):
     response = api(member_care).post("/api/v1/promotions/", {}, format="json")
     assert response.status_code == 403
     assert response.json() == {"detail": "Your role does not allow this."}
+
+
+def test_the_care_panes_are_grouped_by_milestone_with_a_filter_box(
+    client, member_care, stores, make_group, post, track
+):
+    from decimal import Decimal
+
+    make_group("Spend", targets=[{"name": "Spend A", "kpi": "gross_sales", "value": Decimal(1000)},
+                                 {"name": "Spend B", "kpi": "net_sales", "value": Decimal(900)}])  # fmt: skip
+    make_group("Visits", targets=[{"name": "Visit count", "kpi": "transaction_count", "value": 5}])
+    from tests.evaluation.conftest import txn
+
+    post(txn(1, "2026-03-04T10:00:00+00:00", 100))
+    track()
+    from enrolment.models import Customer
+
+    client.force_login(member_care)
+    html = client.get(f"/care/customers/{Customer.objects.get().pk}/milestones/").content.decode()
+    assert (
+        'id="mc-pane-filter"' in html
+        and '<label class="mc-pane-filter-label" for="mc-pane-filter">' in html
+    )
+    groups = html.split('<section class="mc-pane-group"')[1:]
+    assert [g.split('class="mc-pane-group-name">')[1].split("<")[0] for g in groups] == [
+        "Spend",
+        "Visits",
+    ]
+    assert "Spend A" in groups[0] and "Spend B" in groups[0] and "Visit count" in groups[1]
