@@ -1,40 +1,36 @@
-"""Helpers for the enrolment tests: milestones built through the configuration service."""
+"""Helpers for the enrolment tests: milestones built through the configuration service
+(`tests.factories.TargetGroupFactory`)."""
 
 from datetime import date
-from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from enrolment.signals import customers_enrolled
-from milestones.services.target_groups import target_group_create
-from tests.factories import TillFactory
+from tests.factories import TargetGroupFactory, TillFactory, monthly_cycle, target_data
 
 
 @pytest.fixture
 def make_group(org, configurer):
+    """make_group(name, per_customer=, mode=, cycle=, targets=, **overrides): 2026, three
+    monthly cycles from January, one quantity target of 100, enrolling all customers (a
+    custom list when per customer)."""
+
     def make(name="Fuel 1", *, per_customer=False, mode=None, cycle=None, targets=None, **extra):
-        data = {
-            "name": name,
-            "start": date(2026, 1, 1),
-            "end": date(2026, 12, 31),
-            "cycle": cycle
-            or {
-                "type": "fixed_calendar",
-                "frequency": "monthly",
-                "count": 3,
-                "start": date(2026, 1, 1),
-            },
-            "till_code": TillFactory(organisation=org).code,
-            "enrolment": {"mode": mode or ("custom_list" if per_customer else "all_customers")},
-            "targets": targets
-            or [{"name": f"{name} target", "kpi": "quantity", "value": Decimal(100)}],
-            **extra,
-        }
+        extra.setdefault("till_code", TillFactory(organisation=org).code)
+        extra.setdefault(
+            "enrolment", {"mode": mode or ("custom_list" if per_customer else "all_customers")}
+        )
         if per_customer:
-            data["target_value_mode"] = "per_customer"
-        group, _ = target_group_create(organisation=org, data=data, user=configurer, via_api=True)
-        return group
+            extra["target_value_mode"] = "per_customer"
+        return TargetGroupFactory(
+            organisation=org,
+            created_by=configurer,
+            name=name,
+            cycle=cycle or monthly_cycle(date(2026, 1, 1), count=3),
+            targets=targets or [target_data(f"{name} target", kpi="quantity", value=100)],
+            **extra,
+        )
 
     return make
 

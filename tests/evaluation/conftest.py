@@ -1,12 +1,10 @@
 from datetime import date, timedelta
-from decimal import Decimal
 
 import pytest
 
 from evaluation.models import Activity, ActivityStatus
 from evaluation.tracking import activities_track
-from milestones.services.target_groups import target_group_create
-from tests.factories import StoreFactory, TillFactory
+from tests.factories import StoreFactory, TargetGroupFactory, TillFactory, monthly_cycle
 
 
 @pytest.fixture
@@ -20,26 +18,15 @@ def stores(org):
 
 @pytest.fixture
 def make_group(org, configurer):
-    """make_group(name, targets=[...], **overrides) with the API's shape (Python values)."""
+    """make_group(name, targets=[...], **overrides) with the API's shape (Python values):
+    2026 in twelve monthly cycles, one gross-sales target of 1000, till T1."""
 
     def make(name="Spend", *, targets=None, **over):
-        data = {
-            "name": name,
-            "start": date(2026, 1, 1),
-            "end": date(2026, 12, 31),
-            "till_code": TillFactory(organisation=org).code,
-            "cycle": {
-                "type": "fixed_calendar",
-                "frequency": "monthly",
-                "start": date(2026, 1, 1),
-                "count": 12,
-            },
-            "targets": targets
-            or [{"name": f"{name} target", "kpi": "gross_sales", "value": Decimal(1000)}],
-        }
-        data.update(over)
-        group, _ = target_group_create(organisation=org, data=data, user=configurer, via_api=True)
-        return group
+        over.setdefault("till_code", TillFactory(organisation=org).code)
+        over.setdefault("cycle", monthly_cycle(date(2026, 1, 1), count=12))
+        return TargetGroupFactory(
+            organisation=org, created_by=configurer, name=name, targets=targets, **over
+        )
 
     return make
 

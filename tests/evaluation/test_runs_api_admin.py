@@ -2,10 +2,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from enrolment.models import Customer, Enrolment
 from evaluation.cycle_end import evaluate_cycles
 from evaluation.models import Progress, ReprocessRun
 from tests.evaluation.conftest import txn
+from tests.factories import EnrolmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_reprocess_through_the_api_queues_a_run_with_progress(
 
 
 def test_evaluation_runs_are_listed_with_their_progress(
-    api, member_care, other_configurer, org, make_group
+    api, member_care, other_configurer, make_group
 ):
     group = make_group(
         "March",
@@ -55,8 +55,7 @@ def test_evaluation_runs_are_listed_with_their_progress(
             "count": 1,
         },
     )
-    customer = Customer.objects.create(organisation=org, mobile="9000000001")
-    Enrolment.objects.create(organisation=org, target_group=group, customer=customer, source="api")
+    EnrolmentFactory(target_group=group, customer__mobile="9000000001")
     evaluate_cycles(as_of=datetime(2026, 4, 2, tzinfo=UTC))
     (run,) = api(member_care).get(f"/api/v1/evaluation-runs/?target_group={group.id}").json()
     assert (

@@ -14,8 +14,8 @@ from django.forms import CheckboxInput, MultipleChoiceField
 
 from milestones.models import AuditEntry, Period, SubTarget, Target, TargetGroup, Template
 from milestones.selectors import org_today
-from milestones.services.target_groups import target_group_create, target_group_set_active
-from tests.factories import StoreFactory, TillFactory
+from milestones.services.target_groups import target_group_set_active
+from tests.factories import StoreFactory, TargetGroupFactory, TillFactory, target_data
 
 pytestmark = pytest.mark.django_db
 
@@ -28,19 +28,19 @@ ADD = HOME + "add/"
 
 def make_group(org, user, name, *, start, end, kpi="gross_sales", unified="", targets=None,
                cycle=None, active=True, enrolment=None):  # fmt: skip
-    """A milestone written through the service, as the API would."""
-    data = {
-        "name": name,
-        "start": start,
-        "end": end,
-        "till_code": TillFactory(organisation=org).code,
-        "cycle": cycle or {"type": "till_achievement", "count": 3},
-        "unified_mode": unified,
-        "targets": targets or [{"name": f"{name} target", "kpi": kpi, "value": Decimal("1000")}],
-    }
-    if enrolment:
-        data["enrolment"] = enrolment
-    group, _ = target_group_create(organisation=org, data=data, user=user, via_api=True)
+    """A milestone written through the service, as the API would: three till-achievement
+    cycles, one target of 1000 on `kpi` unless told."""
+    group = TargetGroupFactory(
+        organisation=org,
+        created_by=user,
+        name=name,
+        start=start,
+        end=end,
+        cycle=cycle or {"type": "till_achievement", "count": 3},
+        unified_mode=unified,
+        targets=targets or [target_data(f"{name} target", kpi=kpi)],
+        enrolment=enrolment,
+    )
     if not active:
         target_group_set_active(target_group=group, active=False, user=user)
         group.refresh_from_db()

@@ -4,17 +4,15 @@ events consumed by promotions, cycles closed by `manage.py evaluate_cycles`."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 
 from evaluation.models import Activity, ActivityStatus, TargetEvent
 from evaluation.tracking import activities_track
-from milestones.services.target_groups import target_group_create
 from promotions.consumer import target_events_consume
 from promotions.services import promotion_create
-from tests.factories import StoreFactory
+from tests.factories import StoreFactory, TargetGroupFactory, monthly_cycle, target_data
 
 PROMO_START, PROMO_END = date(2026, 1, 1), date(2026, 12, 31)
 
@@ -29,25 +27,21 @@ def stores(org):
 
 @pytest.fixture
 def make_group(org, configurer, stores):
-    """A milestone with three monthly cycles, March to May 2026 (org timezone Kolkata)."""
+    """A milestone with three monthly cycles, March to May 2026 (org timezone Kolkata), one
+    gross-sales target of 1000 named as the milestone, till T1."""
 
     def make(name="ABC", *, targets=None, **over):
-        data = {
-            "name": name,
-            "start": date(2026, 3, 1),
-            "end": date(2026, 5, 31),
-            "till_code": "T1",
-            "cycle": {
-                "type": "fixed_calendar",
-                "frequency": "monthly",
-                "start": date(2026, 3, 1),
-                "count": 3,
-            },
-            "targets": targets or [{"name": name, "kpi": "gross_sales", "value": Decimal(1000)}],
-        }
-        data.update(over)
-        group, _ = target_group_create(organisation=org, data=data, user=configurer, via_api=True)
-        return group
+        over.setdefault("start", date(2026, 3, 1))
+        over.setdefault("end", date(2026, 5, 31))
+        over.setdefault("till_code", "T1")
+        over.setdefault("cycle", monthly_cycle(date(2026, 3, 1), count=3))
+        return TargetGroupFactory(
+            organisation=org,
+            created_by=configurer,
+            name=name,
+            targets=targets or [target_data(name)],
+            **over,
+        )
 
     return make
 

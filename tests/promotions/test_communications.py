@@ -13,6 +13,7 @@ from milestones_site.celery import app as celery_app
 from promotions.messaging import communications_sweep, messages_send
 from promotions.models import CommunicationDelivery, Message
 from promotions.services import communication_set
+from tests.factories import CustomerTargetValueFactory
 
 from .conftest import close_cycles, txn
 
@@ -37,9 +38,7 @@ def b2b(org, make_group):
     )
     b = customer_create(organisation=org, identifiers={"mobile": "9000000002"}, name="Bala")
     enrolments_add(target_group=group, customer_ids=[a.id, b.id], notify=False)
-    CustomerTargetValue.objects.create(
-        organisation=org, target=group.targets.get(), customer=a, cycle_ordinal=1, value=2000
-    )
+    CustomerTargetValueFactory(target=group.targets.get(), customer=a, value=2000)
     return group, a, b
 
 
@@ -93,10 +92,7 @@ def test_change_of_target_value_is_sent_when_a_customers_value_changes(b2b):
     )
     assert communications_sweep(now=MARCH_2) == 0  # the first look records the values
     CustomerTargetValue.objects.filter(customer=a).update(value=1500)
-    CustomerTargetValue.objects.create(
-        organisation=a.organisation, target=group.targets.get(), customer=b, cycle_ordinal=1,
-        value=1200,
-    )  # fmt: skip
+    CustomerTargetValueFactory(target=group.targets.get(), customer=b, value=1200)
     assert communications_sweep(now=MARCH_2) == 2
     assert sorted(Message.objects.values_list("body", flat=True)) == [
         "Asha, your target for ABC P1 is now 1500.",
@@ -124,9 +120,7 @@ def test_editing_a_milestone_checks_its_target_value_communications(
     )
     a = customer_create(organisation=org, identifiers={"mobile": "9000000001"})
     enrolments_add(target_group=group, customer_ids=[a.id], notify=False)
-    value = CustomerTargetValue.objects.create(
-        organisation=org, target=group.targets.get(), customer=a, cycle_ordinal=1, value=10
-    )
+    value = CustomerTargetValueFactory(target=group.targets.get(), customer=a, value=10)
     communication_set(
         target_group=group, kind="target_value_changed", channel="sms", template="{target.value}"
     )

@@ -18,9 +18,8 @@ import pytest
 from django.db import connection
 from kombu import pools as kombu_pools
 
-from milestones.services.target_groups import target_group_create
 from milestones_site.celery import app as celery_app
-from tests.factories import TillFactory
+from tests.factories import TargetGroupFactory, TillFactory, monthly_cycle, target_data
 
 ROOT = Path(__file__).resolve().parents[2]
 MARCH = datetime(2026, 3, 2, tzinfo=UTC)
@@ -28,25 +27,14 @@ MARCH = datetime(2026, 3, 2, tzinfo=UTC)
 
 @pytest.fixture
 def make_group(org, configurer):
-    """A monthly milestone over 2026 with one gross-sales target (API-shaped data)."""
+    """A milestone over 2026 in twelve monthly cycles with one gross-sales target (named as
+    the milestone, of `value`: a billion unless told), API-shaped overrides."""
 
     def make(name="Spend", *, value=Decimal(10**9), **over):
-        data = {
-            "name": name,
-            "start": date(2026, 1, 1),
-            "end": date(2026, 12, 31),
-            "till_code": TillFactory(organisation=org).code,
-            "cycle": {
-                "type": "fixed_calendar",
-                "frequency": "monthly",
-                "start": date(2026, 1, 1),
-                "count": 12,
-            },
-            "targets": [{"name": name, "kpi": "gross_sales", "value": value}],
-        }
-        data.update(over)
-        group, _ = target_group_create(organisation=org, data=data, user=configurer, via_api=True)
-        return group
+        over.setdefault("till_code", TillFactory(organisation=org).code)
+        over.setdefault("cycle", monthly_cycle(date(2026, 1, 1), count=12))
+        over.setdefault("targets", [target_data(name, value=value)])
+        return TargetGroupFactory(organisation=org, created_by=configurer, name=name, **over)
 
     return make
 

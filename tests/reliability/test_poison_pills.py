@@ -16,37 +16,40 @@ from enrolment.models import Customer
 from evaluation.kpis import PROGRESS_LIMIT
 from evaluation.models import Activity, ActivityStatus, Progress, TargetEvent
 from evaluation.tracking import MAX_ATTEMPTS, activities_due, activities_retry, activities_track
-from milestones.services.target_groups import target_group_create
 from promotions import consumer
 from promotions.consumer import events_due, events_retry, target_events_consume
 from promotions.models import Award, ConsumeFailure
 from promotions.services import promotion_create
-from tests.factories import StoreFactory
+from tests.factories import (
+    ActivityFactory,
+    CustomerFactory,
+    TargetEventFactory,
+    TargetGroupFactory,
+    monthly_cycle,
+    target_data,
+)
 
 WHEN = datetime(2026, 3, 10, 10, tzinfo=UTC)
 CAP = 10**14
 
 
 def _group(org, user, name):
-    StoreFactory(organisation=org, code="T1", is_till=True)
-    data = {
-        "name": name,
-        "start": date(2026, 3, 1),
-        "end": date(2026, 5, 31),
-        "till_code": "T1",
-        "cycle": {"type": "fixed_calendar", "frequency": "monthly", "start": date(2026, 3, 1), "count": 3},
-        "targets": [{"name": name, "kpi": "gross_sales", "value": Decimal(1000)}],
-    }  # fmt: skip
-    group, _ = target_group_create(organisation=org, data=data, user=user, via_api=True)
-    return group
+    """March to May 2026 in monthly cycles, one gross-sales target of 1000 named `name`."""
+    return TargetGroupFactory(
+        organisation=org,
+        created_by=user,
+        name=name,
+        start=date(2026, 3, 1),
+        end=date(2026, 5, 31),
+        cycle=monthly_cycle(date(2026, 3, 1), count=3),
+        targets=[target_data(name)],
+    )
 
 
 def _activity(org, customer, ext, gross, when=WHEN):
-    return Activity.objects.create(
-        organisation=org,
-        external_id=ext,
-        type="transaction",
+    return ActivityFactory(
         customer=customer,
+        external_id=ext,
         occurred_at=when,
         payload={"gross": str(gross), "net": str(gross)},
     )
@@ -57,8 +60,8 @@ def two_orgs(org, other_org, configurer, other_configurer):
     """acme and globex, each with a live milestone and a customer."""
     a = _group(org, configurer, "Spend A")
     b = _group(other_org, other_configurer, "Spend B")
-    ca = Customer.objects.create(organisation=org, mobile="9000000001", name="A One")
-    cb = Customer.objects.create(organisation=other_org, mobile="9000000002", name="B One")
+    ca = CustomerFactory(organisation=org, mobile="9000000001", name="A One")
+    cb = CustomerFactory(organisation=other_org, mobile="9000000002", name="B One")
     return a, b, ca, cb
 
 
@@ -201,12 +204,10 @@ def test_the_tracking_sweep_serves_every_organisation(two_orgs):
 
 
 def _elapsed(group, customer):
-    target = group.targets.get()
-    return TargetEvent.objects.create(
-        organisation_id=group.organisation_id, type="period_elapsed",
-        dedupe_key=f"period_elapsed:{target.id}:{customer.id}:1", customer=customer,
-        target_group_id=group.id, target=target, cycle_ordinal=1, period_name="P1",
-        achieved=Decimal(1200), defined=Decimal(1000), occurred_at=WHEN,
+    """The cycle end of the group's target for P1: 1200 of 1000."""
+    return TargetEventFactory(
+        target=group.targets.get(), customer=customer, period_name="P1",
+        achieved=Decimal(1200), occurred_at=WHEN,
     )  # fmt: skip
 
 

@@ -8,20 +8,30 @@ foreign key can name."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 
-from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from enrolment.audiences import audience_group_create
-from enrolment.models import Customer, ImportJob
 from enrolment.services import enrolments_add
-from evaluation.models import EvaluationRun, ReprocessRun, TargetEvent
-from milestones.services.target_groups import target_group_create, template_create_from_group
-from promotions.models import Award, Communication, ConsumeFailure, Message
-from promotions.services import coupon_series_create, promotion_create
-from tests.factories import StoreFactory
+from milestones.services.target_groups import template_create_from_group
+from promotions.models import ConsumeFailure
+from tests.factories import (
+    AudienceGroupFactory,
+    AwardFactory,
+    CommunicationFactory,
+    CouponSeriesFactory,
+    CustomerFactory,
+    EvaluationRunFactory,
+    ImportJobFactory,
+    MessageFactory,
+    PeriodFactory,
+    PromotionFactory,
+    ReprocessRunFactory,
+    StoreFactory,
+    TargetEventFactory,
+    TargetGroupFactory,
+    target_data,
+)
 
 
 @dataclass
@@ -95,117 +105,53 @@ class World:
 
 def build_world(org, configurer, integration) -> World:
     store = StoreFactory(organisation=org, code="S1", name="Acme Mall")
-    StoreFactory(organisation=org, code="T1", is_till=True)
-    group, _ = target_group_create(
+    group = TargetGroupFactory(
         organisation=org,
-        user=configurer,
-        via_api=True,
-        data={
-            "name": "Acme spend",
-            "start": date(2026, 1, 1),
-            "end": date(2026, 12, 31),
-            "till_code": "T1",
-            "cycle": {"type": "fixed_calendar", "frequency": "monthly",
-                      "start": date(2026, 1, 1), "count": 12},
-            "enrolment": {"mode": "custom_list"},
-            "target_value_mode": "per_customer",
-            "leaderboard_enabled": True,
-            "targets": [{"name": "Acme spend 1000", "kpi": "gross_sales", "value": Decimal(1000),
-                         "sub_targets": [{"name": "Acme halfway", "criteria": "absolute",
-                                          "value": Decimal(500)}]}],
-        },
-    )  # fmt: skip
+        created_by=configurer,
+        name="Acme spend",
+        enrolment={"mode": "custom_list"},
+        target_value_mode="per_customer",
+        leaderboard_enabled=True,
+        targets=[
+            target_data(
+                "Acme spend 1000",
+                sub_targets=[
+                    {"name": "Acme halfway", "criteria": "absolute", "value": Decimal(500)}
+                ],
+            )
+        ],
+    )
     target = group.targets.get()
     # A second milestone: a filter with a single choice is not shown at all.
-    second_group, _ = target_group_create(
+    second_group = TargetGroupFactory(
         organisation=org,
-        user=configurer,
-        via_api=True,
-        data={
-            "name": "Acme visits",
-            "till_code": "T1",
-            "start": date(2026, 1, 1),
-            "end": date(2026, 12, 31),
-            "cycle": {"type": "fixed_calendar", "frequency": "monthly",
-                      "start": date(2026, 1, 1), "count": 12},
-            "enrolment": {"mode": "all_customers"},
-            "targets": [{"name": "Acme visits 5", "kpi": "transaction_count", "value": Decimal(5)}],
-        },
-    )  # fmt: skip
+        created_by=configurer,
+        name="Acme visits",
+        targets=[target_data("Acme visits 5", kpi="transaction_count", value=5)],
+    )
     template = template_create_from_group(
         target_group=group, name="Acme spend template", user=configurer
     )
-    customer = Customer.objects.create(organisation=org, mobile="9000000001", name="Asha Acmeson")
+    customer = CustomerFactory(organisation=org, mobile="9000000001", name="Asha Acmeson")
     enrolments_add(target_group=group, customer_ids=[customer.pk], notify=False)
-    audience = audience_group_create(
-        organisation=org, name="Acme VIP", kind="list", user=configurer, customer_ids=[customer.pk]
+    audience = AudienceGroupFactory(
+        organisation=org, name="Acme VIP", created_by=configurer, customers=[customer]
     )
-    import_job = ImportJob.objects.create(
-        organisation=org,
-        target_group=group,
-        created_by=configurer,
-        file=ContentFile(b"mobile,P1\n9000000001,100\n", name="values.csv"),
-        original_name="values.csv",
-    )
-    promotion = promotion_create(
-        organisation=org,
-        user=configurer,
-        data={"name": "Acme bonus", "activity": "target_period_elapsed", "start": date(2026, 1, 1),
-              "end": date(2026, 12, 31), "condition": "true",
-              "actions": [{"type": "award_points", "basis": "fixed", "points": 100}]},
-    )  # fmt: skip
-    coupon_series = coupon_series_create(
+    import_job = ImportJobFactory(target_group=group, created_by=configurer)
+    promotion = PromotionFactory(organisation=org, created_by=configurer, name="Acme bonus")
+    coupon_series = CouponSeriesFactory(
         organisation=org, code="ACMESUMMER", codes=["ACME-CODE-1", "ACME-CODE-2"]
     )
-    period = group.periods.order_by("ordinal").first()
-    now = timezone.now()
-    event = TargetEvent.objects.create(
-        organisation=org,
-        type="period_elapsed",
-        dedupe_key="acme-matrix-1",
-        customer=customer,
-        target_group=group,
-        target=target,
-        cycle_ordinal=1,
-        period_name=period.name,
-        achieved=Decimal(1200),
-        defined=Decimal(1000),
-        occurred_at=now,
+    period = PeriodFactory(target_group=group)
+    event = TargetEventFactory(
+        target=target, customer=customer, dedupe_key="acme-matrix-1", achieved=Decimal(1200)
     )
-    award = Award.objects.create(
-        organisation=org,
-        promotion=promotion,
-        event=event,
-        action_index=0,
-        type="award_points",
-        status="done",
-        customer=customer,
-        target_group=group,
-        target=target,
-        period=period.name,
-        cycle_ordinal=1,
-        points=Decimal(100),
-        awarded_at=now,
-    )
-    evaluation_run = EvaluationRun.objects.create(
-        organisation=org, target_group=group, period=period
-    )
-    reprocess_run = ReprocessRun.objects.create(organisation=org, target_group=group)
-    communication = Communication.objects.create(
-        organisation=org,
-        target_group=group,
-        kind="period_start",
-        channel="sms",
-        template="Acme says hello",
-    )
-    message = Message.objects.create(
-        organisation=org,
-        customer=customer,
-        channel="sms",
-        recipient=customer.mobile,
-        body="Acme message",
-        award=award,
-        communication=communication,
+    award = AwardFactory(event=event, promotion=promotion)
+    evaluation_run = EvaluationRunFactory(period=period)
+    reprocess_run = ReprocessRunFactory(target_group=group)
+    communication = CommunicationFactory(target_group=group, template="Acme says hello")
+    message = MessageFactory(
+        customer=customer, body="Acme message", award=award, communication=communication
     )
     return World(
         org=org,
@@ -230,6 +176,6 @@ def build_world(org, configurer, integration) -> World:
         coupon=coupon_series.coupons.order_by("code").first(),
         second_group=second_group,
         consume_failure=ConsumeFailure.objects.create(
-            organisation=org, event=event, error="Acme failure", failed_at=now
+            organisation=org, event=event, error="Acme failure", failed_at=timezone.now()
         ),
     )

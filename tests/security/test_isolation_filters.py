@@ -10,24 +10,27 @@ the views' FilterSets, so a new list filter is walked without editing this file.
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.core.files.base import ContentFile
 from django.db.models import Max
 from django.urls import resolve
-from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.generators import SchemaGenerator
 
-from enrolment.models import Customer, ImportJob
-from evaluation.models import EvaluationRun, TargetEvent
+from enrolment.models import Customer
 from milestones.models import TargetGroup
-from milestones.services.target_groups import target_group_create
-from promotions.models import Award
-from promotions.services import promotion_create
-from tests.factories import StoreFactory
+from tests.factories import (
+    AwardFactory,
+    CustomerFactory,
+    EvaluationRunFactory,
+    ImportJobFactory,
+    PeriodFactory,
+    PromotionFactory,
+    TargetEventFactory,
+    TargetGroupFactory,
+    target_data,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -69,41 +72,22 @@ def reference_filters(path: str) -> dict[str, type]:
 
 def build_rows(org, user) -> dict[type, object]:
     """One row of each kind a reference filter can name, in `org`."""
-    StoreFactory(organisation=org, code="T1", is_till=True)
-    group, _ = target_group_create(
-        organisation=org, user=user, via_api=True,
-        data={"name": f"{org.slug} spend", "start": date(2026, 1, 1), "end": date(2026, 12, 31),
-              "till_code": "T1", "enrolment": {"mode": "all_customers"},
-              "cycle": {"type": "fixed_calendar", "frequency": "monthly",
-                        "start": date(2026, 1, 1), "count": 12},
-              "targets": [{"name": f"{org.slug} 1000", "kpi": "gross_sales",
-                           "value": Decimal(1000)}]},
-    )  # fmt: skip
+    group = TargetGroupFactory(
+        organisation=org,
+        created_by=user,
+        name=f"{org.slug} spend",
+        targets=[target_data(f"{org.slug} 1000")],
+    )
     target = group.targets.get()
-    period = group.periods.order_by("ordinal").first()
-    customer = Customer.objects.create(organisation=org, mobile="9000000001")
-    now = timezone.now()
-    event = TargetEvent.objects.create(
-        organisation=org, type="period_elapsed", dedupe_key=f"{org.slug}-1", customer=customer,
-        target_group=group, target=target, cycle_ordinal=1, period_name=period.name,
-        achieved=Decimal(1200), defined=Decimal(1000), occurred_at=now,
-    )  # fmt: skip
-    promotion = promotion_create(
-        organisation=org, user=user,
-        data={"name": f"{org.slug} bonus", "activity": "target_period_elapsed",
-              "start": date(2026, 1, 1), "end": date(2026, 12, 31), "condition": "true",
-              "actions": [{"type": "award_points", "basis": "fixed", "points": 100}]},
-    )  # fmt: skip
-    award = Award.objects.create(
-        organisation=org, promotion=promotion, event=event, action_index=0,
-        type="award_points", status="done", customer=customer, target_group=group,
-        target=target, period=period.name, cycle_ordinal=1, points=Decimal(100), awarded_at=now,
-    )  # fmt: skip
-    job = ImportJob.objects.create(
-        organisation=org, target_group=group, created_by=user,
-        file=ContentFile(b"mobile,P1\n9000000001,100\n", name="values.csv"),
-    )  # fmt: skip
-    run = EvaluationRun.objects.create(organisation=org, target_group=group, period=period)
+    period = PeriodFactory(target_group=group)
+    customer = CustomerFactory(organisation=org, mobile="9000000001")
+    event = TargetEventFactory(
+        target=target, customer=customer, dedupe_key=f"{org.slug}-1", achieved=Decimal(1200)
+    )
+    promotion = PromotionFactory(organisation=org, created_by=user, name=f"{org.slug} bonus")
+    award = AwardFactory(event=event, promotion=promotion)
+    job = ImportJobFactory(target_group=group, created_by=user)
+    run = EvaluationRunFactory(period=period)
     rows = [group, target, period, customer, event, promotion, award, job, run]
     return {type(row): row for row in rows}
 
@@ -193,7 +177,7 @@ def test_limit_and_offset_out_of_range_are_a_400_naming_them(api, configurer, pa
 
 
 def test_paging_within_range_pages(api, configurer, org, ours):
-    Customer.objects.create(organisation=org, mobile="9000000002")
+    CustomerFactory(organisation=org, mobile="9000000002")
     client = api(configurer)
     first = client.get("/api/v1/customers/?limit=1&offset=0")
     second = client.get("/api/v1/customers/?limit=1&offset=1")
