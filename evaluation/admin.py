@@ -5,7 +5,15 @@ from django.utils.html import format_html
 from common.admin import OrgScopedAdmin
 from milestones.models import Role, TargetGroup
 
-from .models import Activity, ActivityStatus, EvaluationRun, Progress, ReprocessRun, TargetEvent
+from .models import (
+    Activity,
+    ActivityStatus,
+    EvaluationRun,
+    Progress,
+    ReprocessRun,
+    RunStatus,
+    TargetEvent,
+)
 from .reprocess import reprocess_start
 from .tasks import queue_tracking
 from .tracking import activities_retry
@@ -113,7 +121,9 @@ class TargetEventAdmin(ReadOnlyAdmin):
 
 def _progress_bar(run) -> str:
     percent = (
-        int(100 * run.processed / run.total) if run.total else (100 if run.status == "done" else 0)
+        int(100 * run.processed / run.total)
+        if run.total
+        else (100 if run.status == RunStatus.DONE else 0)
     )
     return format_html(
         '<progress max="100" value="{}" style="width:12em"></progress> {} / {} ({})',

@@ -16,8 +16,10 @@ from functools import cached_property
 from django.db.models import Count, Max
 
 from milestones.cycles import day_start
-from milestones.models import Store, Target, TargetGroup
+from milestones.models import Entity, Store, Target, TargetGroup
 from rules import Rule, RuleError, compile_rule
+
+from .models import ActivityType
 
 
 @dataclass
@@ -98,11 +100,11 @@ _cache: dict[int, OrgConfig] = {}
 _lock = threading.Lock()
 
 ENTITIES_FOR_ACTIVITY = {
-    "transaction": ("transaction", "line_item"),
-    "return": ("transaction", "line_item", "customer_event"),
-    "event": ("event",),
-    "customer_event": ("customer_event",),
-    "points": ("points",),
+    ActivityType.TRANSACTION: (Entity.TRANSACTION, Entity.LINE_ITEM),
+    ActivityType.RETURN: (Entity.TRANSACTION, Entity.LINE_ITEM, Entity.CUSTOMER_EVENT),
+    ActivityType.EVENT: (Entity.EVENT,),
+    ActivityType.CUSTOMER_EVENT: (Entity.CUSTOMER_EVENT,),
+    ActivityType.POINTS: (Entity.POINTS,),
 }
 
 

@@ -95,7 +95,8 @@ def _triggers_cte() -> str:
     return (
         f"WITH trig AS (SELECT customer_id, {agg} AS names FROM (SELECT se.customer_id, st.name, st.value "
         "FROM evaluation_targetevent se JOIN milestones_subtarget st ON st.id = se.sub_target_id "
-        "WHERE se.target_id = %s AND se.cycle_ordinal = %s AND se.type = 'sub_target_achieved' "
+        "WHERE se.target_id = %s AND se.cycle_ordinal = %s "
+        f"AND se.type = '{TargetEventType.SUB_TARGET_ACHIEVED.value}' "
         f"AND se.customer_id BETWEEN %s AND %s{order}) st GROUP BY customer_id) "
     )
 
@@ -129,7 +130,7 @@ def evaluation_run_chunk(
                     target_id, sub_target_id, cycle_ordinal, period_name, achieved, defined, milestone_triggers,
                     milestone_value_defined, is_target_achieved_event, occurred_at, created_at, consumed_at)
                 {_triggers_cte()}
-                SELECT %s, 'period_elapsed', %s || CAST(e.customer_id AS TEXT) || %s, e.customer_id, %s,
+                SELECT %s, '{TargetEventType.PERIOD_ELAPSED.value}', %s || CAST(e.customer_id AS TEXT) || %s, e.customer_id, %s,
                     %s, NULL, %s, %s, COALESCE(p.achieved, 0), COALESCE(p.target_value, v.value, %s),
                     COALESCE(trig.names, {empty}), NULL, FALSE, %s, %s, NULL
                 FROM enrolment_enrolment e

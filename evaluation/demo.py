@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from .ingest import activities_ingest
-from .models import Activity, ActivityStatus
+from .models import Activity, ActivityStatus, ActivityType
 from .tracking import activities_track
 
 
@@ -21,12 +21,12 @@ def load_demo_activities(sender=None, organisation=None, **kwargs) -> None:
     ):
         for k in range(3 + 2 * n):
             items.append({
-                "id": f"demo-{mobile}-{k}", "type": "transaction", "customer": {"mobile": mobile},
+                "id": f"demo-{mobile}-{k}", "type": ActivityType.TRANSACTION, "customer": {"mobile": mobile},
                 "occurred_at": now - timedelta(hours=6 * (k + 1)), "store": "S1", "bill_number": f"D{n}{k}",
                 "gross": 1500 + 250 * k, "discount": 100, "net": 1400 + 250 * k,
                 "line_items": [{"sku": "P-1", "category": "petrol", "quantity": 10 + k, "gross": 1500 + 250 * k, "net": 1400 + 250 * k}],
             })  # fmt: skip
-        items.append({"id": f"demo-{mobile}-review", "type": "event", "customer": {"mobile": mobile},
+        items.append({"id": f"demo-{mobile}-review", "type": ActivityType.EVENT, "customer": {"mobile": mobile},
                       "occurred_at": now - timedelta(hours=2), "name": "Review", "attributes": {"stars": 5}})  # fmt: skip
     activities_ingest(organisation=org, items=items)
     from enrolment.models import Customer

@@ -62,7 +62,9 @@ class Activity(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["status", "id"], name="activity_pending_idx", condition=Q(status="pending")
+                fields=["status", "id"],
+                name="activity_pending_idx",
+                condition=Q(status=ActivityStatus.PENDING),
             ),
             models.Index(fields=["customer", "occurred_at"]),
             models.Index(fields=["organisation", "occurred_at"]),
@@ -245,7 +247,7 @@ class TargetEvent(models.Model):
             models.Index(
                 fields=["target", "cycle_ordinal", "customer"],
                 name="target_event_sub_reached_idx",
-                condition=Q(type="sub_target_achieved"),
+                condition=Q(type=TargetEventType.SUB_TARGET_ACHIEVED),
             ),
             models.Index(
                 fields=["id"],

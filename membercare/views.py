@@ -175,6 +175,14 @@ def _cycle_view(cycle: dict, tz) -> dict:
     }
 
 
+def _grouped_by_milestone(panes: list[dict]) -> list[dict]:
+    """The panes in their order, each milestone's together (where its first target is)."""
+    first = {}
+    for index, pane in enumerate(panes):
+        first.setdefault(pane["milestone"], index)
+    return sorted(panes, key=lambda pane: first[pane["milestone"]])
+
+
 def _pane_view(entry: dict) -> dict:
     """A target's pane on the left: name, duration and number of cycles."""
     cycle_type = entry["cycle_type"]
@@ -275,7 +283,7 @@ def customer_milestones_page(request, customer_id: int):
         "membercare/customer_milestones.html",
         title=f"Milestones of {customer}",
         customer=customer,
-        targets=sorted((_pane_view(e) for e in entries), key=lambda t: t["milestone"].lower()),
+        targets=_grouped_by_milestone([_pane_view(e) for e in entries]),
         selected=_target_view(chosen, tz) if chosen else None,
         timezone_name=customer.organisation.timezone,
     )

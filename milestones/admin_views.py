@@ -28,8 +28,16 @@ from .forms import (
     target_formset,
     update_data,
 )
-from .models import AuditEntry, CycleType, SubTargetCriteria, Target, TargetGroup, Template
-from .selectors import enrolment_summary
+from .models import (
+    AuditEntry,
+    CycleType,
+    MilestoneStatus,
+    SubTargetCriteria,
+    Target,
+    TargetGroup,
+    Template,
+)
+from .selectors import enrolment_summary, sole_till_code
 from .services import target_groups as services
 
 TABS = (("configuration", "Configuration"), ("information", "Information"), ("history", "History"))
@@ -168,7 +176,7 @@ class TargetGroupScreens:
             initial, targets_initial = {}, []
         if group is None and not initial.get("till"):
             # The till is required: an organisation with exactly one has it chosen already.
-            initial["till"] = services.sole_till_code(organisation)
+            initial["till"] = sole_till_code(organisation)
         formset_class = target_formset(extra=1 if (group or targets_initial) else 2)
         kwargs = {"organisation": organisation, "group": group}
         target_errors: list[str] = []
@@ -327,8 +335,8 @@ class TargetGroupScreens:
                 audit=audit,
                 has_change_permission=self.has_change_permission(request, group),
                 has_add_permission=self.has_add_permission(request),
-                can_clone=status != "ended",
-                can_activate=not group.is_active and status != "ended",
+                can_clone=status != MilestoneStatus.ENDED,
+                can_activate=not group.is_active and status != MilestoneStatus.ENDED,
             ),
         )
 
@@ -374,7 +382,7 @@ class TargetGroupScreens:
         source = self._group_or_404(request, object_id)
         if not self.has_add_permission(request):
             raise PermissionDenied
-        if source.status() == "ended":
+        if source.status() == MilestoneStatus.ENDED:
             messages.error(request, "Only a Live or Upcoming milestone can be cloned.")
             return redirect(self.url_for("changelist"))
         if request.method == "POST":

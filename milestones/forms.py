@@ -1,9 +1,11 @@
 """Forms of the milestone configuration screens (admin).
 
 These forms only parse what a configurer typed into the API's `data` shape (see
-../shared/API.md). Every configuration rule is checked by milestones.services.target_groups;
-its ValidationError is mapped back onto the forms by `apply_service_errors`, so the screens
-and the API refuse the same things with the same messages.
+../shared/API.md), and back: `initial_from_group` builds on the one data shape of a
+milestone, `target_group_as_data`. Every configuration rule is checked by
+milestones.services.target_groups; its ValidationError is mapped back onto the forms by
+`apply_service_errors`, so the screens and the API refuse the same things with the same
+messages.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from django.core.exceptions import ValidationError
 from django.forms import formset_factory
 from django.utils.html import format_html
 
+from .catalogue import BACKDATE_MONTHS, CUSTOMER_EVENTS, LOCKED_WHEN_LIVE, MAX_CYCLES
 from .models import (
     CycleType,
     EnrolmentMode,
     Entity,
     Frequency,
     Kpi,
+    MilestoneStatus,
     PointsType,
     Store,
     SubTargetCriteria,
@@ -30,7 +34,7 @@ from .models import (
     TargetValueMode,
     UnifiedMode,
 )
-from .services.target_groups import LOCKED_WHEN_LIVE, TARGET_FIELD_CODE
+from .services.target_groups import TARGET_FIELD_CODE, target_group_as_data
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 SUB_TARGET_ROWS = 3  # blank sub-target rows offered under each target
@@ -139,7 +143,9 @@ class MilestoneForm(forms.Form):
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
     )
-    start = forms.DateField(widget=DATE_INPUT, help_text="At most 6 months in the past.")
+    start = forms.DateField(
+        widget=DATE_INPUT, help_text=f"At most {BACKDATE_MONTHS} months in the past."
+    )
     end = forms.DateField(widget=DATE_INPUT)
     # Required, but by the service (TILL_REQUIRED at till_code, shown here): the form parses.
     till = forms.ModelChoiceField(
@@ -201,7 +207,8 @@ class MilestoneForm(forms.Form):
     cycle_count = forms.IntegerField(
         required=False,
         label="Total cycles",
-        help_text="At most 100. Fixed calendar: blank fits as many whole cycles as the duration holds.",
+        help_text=f"At most {MAX_CYCLES}. Fixed calendar: blank fits as many whole cycles as the "
+        "duration holds.",
     )
     periods = forms.CharField(
         required=False,
@@ -258,7 +265,7 @@ class MilestoneForm(forms.Form):
     def locked_fields(group: TargetGroup) -> list[str]:
         """What an edit may not change (the service refuses or ignores these)."""
         locked = ["name", "target_value_mode", "unified_mode", "enrolment_mode"]
-        if group.status() != "upcoming":
+        if group.status() != MilestoneStatus.UPCOMING:
             locked += ["start", *MilestoneForm.CYCLES]
         return locked
 
@@ -308,9 +315,7 @@ class TargetForm(forms.Form):
         max_length=100,
         required=False,
         label="Event name",
-        help_text="Behavioural event, or a customer-level event: points_redemption, "
-        "coupon_redemption, return, points_transfer, transaction_update, profile_update, "
-        "promised_points_conversion, redemption_reversal, referral.",
+        help_text=f"Behavioural event, or a customer-level event: {', '.join(CUSTOMER_EVENTS)}.",
     )
     attribute = forms.CharField(max_length=100, required=False, label="Event attribute")
     extended_field = forms.CharField(max_length=100, required=False)
@@ -366,7 +371,8 @@ class TargetForm(forms.Form):
         if group is not None:
             sources = sources.exclude(pk=group.pk)
         self.fields["source_target_group"].queryset = sources
-        if group is not None and (self.initial or {}).get("id") and group.status() != "upcoming":
+        saved_target = group is not None and (self.initial or {}).get("id")
+        if saved_target and group.status() != MilestoneStatus.UPCOMING:
             self.lock_tracking()
         # Sub-target rows: the existing ones (criteria fixed) plus a few blank ones.
         subs = list((self.initial or {}).get("sub_targets") or [])
@@ -402,7 +408,7 @@ class TargetForm(forms.Form):
 
     def lock_tracking(self) -> None:
         """A live milestone's existing target: what it tracks is shown as text (the service
-        refuses a change of LOCKED_WHEN_LIVE, see milestones.services.target_groups)."""
+        refuses a change of LOCKED_WHEN_LIVE, see milestones.catalogue)."""
         for name in LOCKED_WHEN_LIVE:
             field = self.fields[name]
             value = self.initial.get(name) or ""
@@ -526,8 +532,9 @@ def target_formset(*, extra: int):
 # --- initial values --------------------------------------------------------------------------
 
 
-def initial_from_payload(payload: dict) -> tuple[dict, list[dict]]:
-    """Form initial values from a template's payload (the API's create shape, no name/dates)."""
+def initial_from_payload(payload: dict, *, stored: bool = False) -> tuple[dict, list[dict]]:
+    """Form initial values from the API's create shape: a template's payload (no name or
+    dates), or a milestone's (`stored`, see initial_from_group)."""
     cycle = payload.get("cycle") or {}
     initial = {
         "description": payload.get("description") or "",
@@ -549,94 +556,60 @@ def initial_from_payload(payload: dict) -> tuple[dict, list[dict]]:
     for key in ("name", "start", "end"):
         if payload.get(key):
             initial[key] = payload[key]
-    targets = []
-    for t in payload.get("targets") or []:
-        scope = t.get("scope") or {}
-        targets.append(
-            {
-                "name": t.get("name") or "",
-                "kpi": t.get("kpi") or "",
-                "entity": t.get("entity") or "",
-                "event_name": t.get("event_name") or "",
-                "attribute": t.get("attribute") or "",
-                "extended_field": t.get("extended_field") or "",
-                "extended_field_value": t.get("extended_field_value") or "",
-                "points_type": t.get("points_type") or "",
-                "source_target_group": t.get("source_target_group"),
-                "value": t.get("value"),
-                "period_values": format_period_values(t.get("period_values") or {}),
-                "scope_stores": scope.get("stores") or [],
-                "scope_zones": scope.get("zones") or [],
-                "scope_concepts": scope.get("concepts") or [],
-                "rule": t.get("rule") or "",
-                "sub_targets": [
-                    {"name": s.get("name"), "criteria": s.get("criteria"), "value": s.get("value")}
-                    for s in t.get("sub_targets") or []
-                ],
-            }
-        )
+    targets = [_target_initial(t, stored=stored) for t in payload.get("targets") or []]
     return initial, targets
 
 
 def initial_from_group(group: TargetGroup) -> tuple[dict, list[dict]]:
-    """Form initial values for editing a milestone (with ids, so the update keeps its rows)."""
-    periods = [{"name": p.name, "start": p.start, "end": p.end} for p in group.periods.all()]
-    initial = {
-        "name": group.name,
-        "description": group.description,
-        "start": group.start,
-        "end": group.end,
-        "till": group.till.code if group.till else None,
-        "target_value_mode": group.target_value_mode,
-        "unified_mode": group.unified_mode,
-        "leaderboard_enabled": group.leaderboard_enabled,
-        "offset_days": group.offset_days,
-        "send_enrolment_trigger": group.send_enrolment_trigger,
-        "cycle_type": group.cycle_type,
-        "cycle_frequency": group.cycle_frequency,
-        "cycle_days": group.cycle_days,
-        "cycle_start": group.cycle_start,
-        "cycle_count": group.cycle_count,
-        "periods": format_periods(periods) if group.cycle_type == CycleType.CUSTOM_PERIODS else "",
-        "enrolment_mode": group.enrolment_mode,
+    """Form initial values for editing a milestone: its data shape with the ids of its
+    targets and sub-targets, so the update keeps their rows."""
+    return initial_from_payload(target_group_as_data(group, with_ids=True), stored=True)
+
+
+def _target_initial(t: dict, *, stored: bool) -> dict:
+    """A target's form values. `stored`: a milestone's own amounts, shown without the
+    trailing zeros of the column (1500, not 1500.0000) and its cycle values in order."""
+    amount = _normalized if stored else _as_given
+    period_values = t.get("period_values") or {}
+    if stored:  # keys "P1", "P2"... (target_group_as_data)
+        period_values = dict(sorted(period_values.items(), key=lambda kv: int(kv[0][1:])))
+    scope = t.get("scope") or {}
+    out = {
+        "name": t.get("name") or "",
+        "kpi": t.get("kpi") or "",
+        "entity": t.get("entity") or "",
+        "event_name": t.get("event_name") or "",
+        "attribute": t.get("attribute") or "",
+        "extended_field": t.get("extended_field") or "",
+        "extended_field_value": t.get("extended_field_value") or "",
+        "points_type": t.get("points_type") or "",
+        "source_target_group": t.get("source_target_group"),
+        "value": amount(t.get("value")),
+        "period_values": format_period_values({k: amount(v) for k, v in period_values.items()}),
+        "scope_stores": scope.get("stores") or [],
+        "scope_zones": scope.get("zones") or [],
+        "scope_concepts": scope.get("concepts") or [],
+        "rule": t.get("rule") or "",
+        "sub_targets": [_sub_target_initial(s, amount) for s in t.get("sub_targets") or []],
     }
-    targets = []
-    for t in group.targets.all():
-        targets.append(
-            {
-                "id": t.id,
-                "name": t.name,
-                "kpi": t.kpi,
-                "entity": t.entity,
-                "event_name": t.event_name,
-                "attribute": t.attribute,
-                "extended_field": t.extended_field,
-                "extended_field_value": t.extended_field_value,
-                "points_type": t.points_type,
-                "source_target_group": t.source_target_group_id,
-                "value": t.value.normalize() if t.value is not None else None,
-                "period_values": format_period_values(
-                    {
-                        f"P{k}": Decimal(v).normalize()
-                        for k, v in sorted(t.cycle_values.items(), key=lambda kv: int(kv[0]))
-                    }
-                ),
-                "scope_stores": t.scope_stores,
-                "scope_zones": t.scope_zones,
-                "scope_concepts": t.scope_concepts,
-                "rule": t.rule,
-                "sub_targets": [
-                    {
-                        "id": s.id,
-                        "name": s.name,
-                        "criteria": s.criteria,
-                        "value": s.value.normalize(),
-                    }
-                    for s in t.sub_targets.all()
-                ],
-            }
-        )
-    return initial, targets
+    if t.get("id"):
+        out["id"] = t["id"]
+    return out
+
+
+def _sub_target_initial(s: dict, amount) -> dict:
+    out = {"name": s.get("name"), "criteria": s.get("criteria"), "value": amount(s.get("value"))}
+    if s.get("id"):
+        out["id"] = s["id"]
+    return out
+
+
+def _as_given(value):
+    return value
+
+
+def _normalized(value):
+    return Decimal(value).normalize() if value is not None else None
 
 
 # --- from the forms to the service's data, and back ------------------------------------------

@@ -416,12 +416,12 @@ class SubTarget(models.Model):
         return self.name
 
     def threshold(self, target_value):
-        """The achieved value at which this sub-target is reached, for a given target value."""
-        from decimal import Decimal
+        """The achieved value at which this sub-target is reached, for a given target value:
+        the one rule of `milestones.thresholds` (4 decimal places, half up), the value
+        tracking fires at and the enrolment notification shows."""
+        from .thresholds import threshold
 
-        if self.criteria == SubTargetCriteria.PERCENTAGE:
-            return (Decimal(target_value) * self.value / Decimal(100)).quantize(Decimal("0.0001"))
-        return self.value
+        return threshold(self.criteria, self.value, target_value)
 
 
 class Template(models.Model):

@@ -30,7 +30,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from evaluation.models import Activity, TargetEvent
+from evaluation.models import Activity, ActivityType, TargetEvent, TargetEventType
 from rules import RuleContext, RuleError
 
 from . import messaging
@@ -296,7 +296,7 @@ def _consume_one(
                 continue
             if matched:
                 run.promotion(promotion, actions)
-    if event.type == "period_elapsed":
+    if event.type == TargetEventType.PERIOD_ELAPSED:
         comms = cache.period_end(event.target_group_id)
         if comms:
             messages = messaging.period_end_communications(event=event, communications=comms)
@@ -572,7 +572,7 @@ def event_depth(event: TargetEvent) -> int:
         return 0
     payloads = Activity.objects.filter(
         customer_id=event.customer_id,
-        type="points",
+        type=ActivityType.POINTS,
         occurred_at=event.occurred_at,
         external_id__startswith=FEED_PREFIX,
     ).values_list("payload", flat=True)

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from enrolment.models import Customer
-from evaluation.models import TargetEvent
+from evaluation.models import TargetEvent, TargetEventType
 from milestones.models import Organisation, Store, Target, TargetGroup, User
 from rules import MAX_RULE_LENGTH, RuleError, compile_rule
 
@@ -33,18 +33,18 @@ class PromotionActivity(models.TextChoices):
 #: immediate achievement, the sub-target and the end-of-cycle events all reach promotions
 #: on "target period elapsed"; the two other activities only get their own events).
 EVENT_ACTIVITIES: dict[str, tuple[str, ...]] = {
-    "target_achieved": (PromotionActivity.TARGET_PERIOD_ELAPSED,),
-    "period_elapsed": (PromotionActivity.TARGET_PERIOD_ELAPSED,),
-    "sub_target_achieved": (
+    TargetEventType.TARGET_ACHIEVED: (PromotionActivity.TARGET_PERIOD_ELAPSED,),
+    TargetEventType.PERIOD_ELAPSED: (PromotionActivity.TARGET_PERIOD_ELAPSED,),
+    TargetEventType.SUB_TARGET_ACHIEVED: (
         PromotionActivity.TARGET_PERIOD_ELAPSED,
         PromotionActivity.SUB_TARGET_REACHED,
     ),
-    "enrolled": (PromotionActivity.ENROLLED,),
+    TargetEventType.ENROLLED: (PromotionActivity.ENROLLED,),
 }
 
 #: the immediate events; with ENABLE_AWARD_WHEN_TARGET_ACHIEVED inactive they do not reach
 #: "target period elapsed" promotions (only the end-of-cycle event does).
-IMMEDIATE_EVENTS = frozenset({"target_achieved", "sub_target_achieved"})
+IMMEDIATE_EVENTS = frozenset({TargetEventType.TARGET_ACHIEVED, TargetEventType.SUB_TARGET_ACHIEVED})
 
 
 class ActionType(models.TextChoices):
@@ -483,7 +483,7 @@ class Message(models.Model):
             models.Index(
                 fields=["channel", "id"],
                 name="message_pending_idx",
-                condition=Q(status__in=["pending", "sending"]),
+                condition=Q(status__in=[MessageStatus.PENDING, MessageStatus.SENDING]),
             ),
             models.Index(fields=["customer", "id"]),
         ]

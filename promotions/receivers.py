@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from enrolment.models import CustomerTargetValue
-from evaluation.models import TargetEvent
+from evaluation.models import TargetEvent, TargetEventType
 
 from .models import Promotion, PromotionActivity
 from .services import promotions_naming_target, promotions_rename_target
@@ -49,7 +49,7 @@ def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwa
     rows = [
         TargetEvent(
             organisation_id=target_group.organisation_id,
-            type="enrolled",
+            type=TargetEventType.ENROLLED,
             dedupe_key=f"enrolled:{target_group.id}:{customer_id}",
             customer_id=customer_id,
             target_group=target_group,

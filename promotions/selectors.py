@@ -12,27 +12,27 @@ from django.db.models import Count, F, Q, Sum
 
 from enrolment.models import Enrolment
 from enrolment.selectors import target_value_for
-from evaluation.models import Progress, TargetEvent
+from evaluation.models import Progress, TargetEvent, TargetEventType
 from milestones.models import Target, TargetGroup
 from rules import EventProfile
 
-from .models import ActionType, Award, AwardStatus
+from .models import ActionType, Award, AwardPointsType, AwardStatus
 
 ZERO = Decimal(0)
 
 #: currentEvent.name for each kind of target event
 EVENT_NAMES = {
-    "target_achieved": "targetAchieved",
-    "period_elapsed": "targetPeriodElapsed",
-    "sub_target_achieved": "subTargetReached",
-    "enrolled": "targetEnrolled",
+    TargetEventType.TARGET_ACHIEVED: "targetAchieved",
+    TargetEventType.PERIOD_ELAPSED: "targetPeriodElapsed",
+    TargetEventType.SUB_TARGET_ACHIEVED: "subTargetReached",
+    TargetEventType.ENROLLED: "targetEnrolled",
 }
 
 
 def event_instant(event: TargetEvent) -> datetime:
     """The moment an event is about. A period-elapsed event is written at the cycle's end
     plus the offset days; it is about the cycle's last instant."""
-    if event.type == "period_elapsed":
+    if event.type == TargetEventType.PERIOD_ELAPSED:
         offset = event.target_group.effective_offset_days
         return event.occurred_at - timedelta(days=offset) - timedelta(microseconds=1)
     return event.occurred_at
@@ -167,7 +167,10 @@ def milestone_triggers(event: TargetEvent) -> list[str]:
     Inactive: with it Active they were delivered at once, and "the configuration settings
     determine whether sub-target actions take effect immediately or at the end of the
     period" (reference 001, use case 6) — one or the other, never both."""
-    if event.type == "period_elapsed" and event.organisation.award_when_target_achieved:
+    if (
+        event.type == TargetEventType.PERIOD_ELAPSED
+        and event.organisation.award_when_target_achieved
+    ):
         return []
     return list(event.milestone_triggers or [])
 
@@ -306,9 +309,11 @@ def liability_report(
     rows = (
         qs.values("target_group_id", "target_group__name", "target_id", "target__name")
         .annotate(
-            regular_points=Sum("points", filter=points & Q(points_type="regular"), default=ZERO),
+            regular_points=Sum(
+                "points", filter=points & Q(points_type=AwardPointsType.REGULAR), default=ZERO
+            ),
             promotional_points=Sum(
-                "points", filter=points & Q(points_type="promotional"), default=ZERO
+                "points", filter=points & Q(points_type=AwardPointsType.PROMOTIONAL), default=ZERO
             ),
             total_points=Sum("points", filter=points, default=ZERO),
             coupons=Count("id", filter=done & Q(type=ActionType.ISSUE_COUPON)),

@@ -221,9 +221,10 @@ def test_from_a_template_to_the_customers_timeline(
                  f"/care/milestones/{group.pk}/insights/", f"/care/milestones/{group.pk}/imports/"):  # fmt: skip
         response = agent.goto(f"{url}{path}")
         assert response.status == 403, path
-        expect(agent.locator("h1")).to_have_text("403 Forbidden")
+        expect(agent.locator("h1")).to_have_text("This page is not open to your role")
+        expect(agent.locator("#content-main")).to_contain_text("find customers and read")
     screenshot(agent, "journey-05-agent-refused-configuration")
-    assert agent.locator("form").count() == 0
+    assert agent.locator("#content-main form").count() == 0
 
     # --- the configurer's insights for the milestone ---------------------------------------
     admin.goto(f"{url}/care/milestones/{group.pk}/insights/")
