@@ -46,7 +46,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from milestones.models import EnrolmentMode, Period, Target, TargetGroup
+from milestones.models import EnrolmentMode, MilestoneStatus, Period, Target, TargetGroup
 
 from .identifiers import IdentifierError, country_of, fragment, normalise
 from .models import (
@@ -600,7 +600,7 @@ def audience_enrolments_sync(*, target_group: TargetGroup, audience_group: Audie
     Enrolments made another way (API, upload) are left alone, and so is a member whom
     someone un-enrolled by hand (their row is inactive with the source "api").
     """
-    if not target_group.is_active and target_group.status() == "ended":
+    if not target_group.is_active and target_group.status() == MilestoneStatus.ENDED:
         return {"enrolled": 0, "unenrolled": 0}
     members = set(
         AudienceMember.objects.filter(audience_group=audience_group).values_list(

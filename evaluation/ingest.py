@@ -24,7 +24,7 @@ from enrolment.models import Customer
 from milestones.models import Store
 
 from .kpis import PROGRESS_LIMIT, to_decimal
-from .models import Activity, ActivityStatus, Progress
+from .models import Activity, ActivityStatus, ActivityType, Progress
 
 MAX_BATCH = 1000
 
@@ -230,7 +230,7 @@ PAYLOAD_FIELDS = (
 
 def _row(org, item: dict, customer_id: int) -> dict:
     payload = {k: item[k] for k in PAYLOAD_FIELDS if item.get(k) is not None}
-    if item["type"] in ("transaction", "return"):
+    if item["type"] in (ActivityType.TRANSACTION, ActivityType.RETURN):
         lines = item.get("line_items") or []
         if payload.get("gross") is None and lines:
             payload["gross"] = sum((Decimal(str(li.get("gross") or 0)) for li in lines), Decimal(0))

@@ -19,6 +19,7 @@ from .models import (
     CycleType,
     Heartbeat,
     Kpi,
+    MilestoneStatus,
     Organisation,
     Role,
     Store,
@@ -157,11 +158,14 @@ class StatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("live", "Live"), ("upcoming", "Upcoming"), ("ended", "Ended")]
+        return [
+            (s.value, s.label)
+            for s in (MilestoneStatus.LIVE, MilestoneStatus.UPCOMING, MilestoneStatus.ENDED)
+        ]
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value not in ("live", "upcoming", "ended"):
+        if value not in MilestoneStatus.values:
             return queryset
         if request.user.organisation is not None:
             return queryset.filter(status_q(value, request.user.organisation))
@@ -249,7 +253,7 @@ class DurationFilter(admin.ListFilter):
         }
 
 
-STATUS_LABELS = {"live": "Live", "upcoming": "Upcoming", "ended": "Ended"}
+STATUS_LABELS = dict(MilestoneStatus.choices)
 
 
 @admin.register(TargetGroup)
@@ -322,7 +326,7 @@ class TargetGroupAdmin(TargetGroupScreens, OrgScopedAdmin):
     @admin.display(description="")
     def links(self, obj):
         items = [(self.url_for("view", obj), "View"), (self.url_for("change", obj), "Edit")]
-        if obj.status() != "ended":
+        if obj.status() != MilestoneStatus.ENDED:
             items.append((self.url_for("clone", obj), "Clone"))
         return format_html_join(" · ", '<a href="{}">{}</a>', items)
 
