@@ -711,7 +711,7 @@ class ImportOut(serializers.ModelSerializer):
             "id": {"help_text": "The import's id (`/api/v1/imports/{id}/`)."},
             "target_group": {"help_text": "The milestone the values are for."},
             "status": {"help_text": "pending | running | done | failed"},
-            "method": {"help_text": "How the rows were written (python | postgres_copy); blank until it runs."},
+            "method": {"help_text": "How the rows were written (python | postgres_copy; admin: confirmed on the admin's import screen); blank until it runs."},
             "total": {"help_text": "Data rows in the file."},
             "processed": {"help_text": "Rows processed so far."},
             "errors": {"help_text": "The first problems found, `[{\"row\": 12, \"column\": \"P1\", \"message\": \"...\"}]`."},

@@ -180,7 +180,8 @@ AXES_CLIENT_IP_CALLABLE = "milestones.tokens.client_ip"
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token scheme; a `Bearer` header is a 401 that says to send `Token` instead
+        "common.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["common.permissions.RolePermission"],
@@ -193,7 +194,78 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Milestones API",
-    "DESCRIPTION": "Configure milestones, send activities, read progress and awards.",
+    # Markdown, shown on /api/docs/: what a newcomer needs for a first batch and its progress.
+    "DESCRIPTION": """\
+Configure milestones, send activities, read progress and awards.
+
+## Quickstart
+
+**1. Get a token.** An operator creates the organisation and an integration user; the
+command prints the token:
+
+```bash
+python manage.py create_org acme --name "Acme" --timezone Asia/Kolkata \\
+    --user acme-pos --role integration
+# {"org": "acme", "user": "acme-pos", "token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}
+export TOKEN=9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b BASE=http://127.0.0.1:8000
+```
+
+Every request sends it as `Authorization: Token $TOKEN`: the word `Token`, not `Bearer` (a
+Bearer header is answered 401 saying so).
+
+**2. Send a first batch of activities** (one object, or a list of up to 1,000; every type
+has an example under `POST /api/v1/activities/`):
+
+```bash
+curl -sS -X POST "$BASE/api/v1/activities/" \\
+  -H "Authorization: Token $TOKEN" -H "Content-Type: application/json" \\
+  -d '[{"id": "txn-1001", "type": "transaction", "customer": {"mobile": "9000000001"},
+        "occurred_at": "2026-03-04T11:00:00+05:30", "bill_number": "B-1001",
+        "gross": 1200, "discount": 200, "net": 1000},
+       {"id": "evt-1001", "type": "event", "customer": {"mobile": "9000000001"},
+        "occurred_at": "2026-03-04T11:05:00+05:30", "name": "AddToCart",
+        "attributes": {"price": 3000}}]'
+# 202 {"accepted": 2, "duplicates": 0, "ids": ["txn-1001", "evt-1001"], "duplicate_ids": []}
+```
+
+**Tracking is asynchronous.** `202 Accepted` means the batch was validated and stored, not
+yet counted: background workers fold it into each customer's progress, which follows within
+seconds. `id` is your idempotency key: the same `id` sent again (a retry after a timeout, a
+replayed file) is answered as a duplicate and counted once, so a batch can always be re-sent.
+A batch is all or nothing: a bad item is a 400 naming it, and nothing of the batch is stored.
+Unknown customers are created on their first activity, unless the organisation turned that
+off.
+
+**3. Read progress.** Find the customer's id by any identifier, then read every milestone
+they are in, cycle by cycle:
+
+```bash
+curl -sS "$BASE/api/v1/customers/?mobile=9000000001" -H "Authorization: Token $TOKEN"
+# [{"id": 42, "mobile": "9000000001", ...}]
+curl -sS "$BASE/api/v1/customers/42/milestones/" -H "Authorization: Token $TOKEN"
+# [{"target_group": "Monthly spend", "target": "Spend 1000", "cycles": [{"name": "Mar 2026",
+#   "status": "ongoing", "target": 1000.0, "achieved": 1000.0, "sub_targets": [...]}]}]
+```
+
+## Conventions
+
+- JSON everywhere; dates in ISO 8601 (`2026-03-01`, `2026-03-01T10:00:00+05:30`); amounts
+  are decimal numbers.
+- Lists are JSON arrays: `?limit=&offset=` page them and the `X-Total-Count` header gives
+  the total.
+- A token sees its own organisation only: another organisation's id answers 404.
+
+## Errors
+
+- 400 `{"field": ["message", ...]}` for a bad object, `{"detail": "..."}` for a request
+  that is wrong as a whole.
+- 400 for bad items of a batch (activities, enrolments, audience lists):
+  `{"items": {"2": {"store": ["Unknown store code 'S9'."]}}}`: the item's 0-based position
+  in the list, then the field, then its messages. Nothing of the batch was stored. The older
+  one-line-per-item list (`activities`, `customers`) is still sent alongside.
+- 401 no token, an unknown or revoked one, or a `Bearer` header; 403 the role may not do
+  this; 404 no such object in your organisation; 413 the body is too large.
+""",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

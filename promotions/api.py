@@ -48,21 +48,52 @@ class AwardPointsTypeField(serializers.CharField):
 
 
 class ActionSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=ActionType.choices)
-    points = serializers.DecimalField(**AMOUNT, required=False, allow_null=True, min_value=0)
-    basis = serializers.ChoiceField(choices=PointsBasis.choices, required=False)
+    """What a promotion does when its condition holds; the fields used depend on `type`."""
+
+    type = serializers.ChoiceField(
+        choices=ActionType.choices,
+        help_text="award_points (points, basis, percent, rounding, expiry_days, points_type) | "
+        "issue_coupon (series) | send_message (channel, subject, template).",
+    )
+    points = serializers.DecimalField(
+        **AMOUNT, required=False, allow_null=True, min_value=0,
+        help_text="award_points with basis `fixed`: the points to award.",
+    )  # fmt: skip
+    basis = serializers.ChoiceField(
+        choices=PointsBasis.choices, required=False,
+        help_text="award_points: fixed points, a percent of the achieved value, or a percent of "
+        "what was achieved above the target (default fixed, unless `percent` is given).",
+    )  # fmt: skip
     percent = serializers.DecimalField(
-        max_digits=9, decimal_places=4, required=False, allow_null=True, min_value=0
-    )
-    rounding = serializers.ChoiceField(choices=Rounding.choices, required=False)
+        max_digits=9, decimal_places=4, required=False, allow_null=True, min_value=0,
+        help_text="award_points with a percent basis: the percent (5 is 5%).",
+    )  # fmt: skip
+    rounding = serializers.ChoiceField(
+        choices=Rounding.choices, required=False,
+        help_text="award_points: how computed points are rounded (actual keeps decimals).",
+    )  # fmt: skip
     expiry_days = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=36500
+        required=False, allow_null=True, min_value=0, max_value=36500,
+        help_text="award_points: days the points stay valid; null: no expiry.",
+    )  # fmt: skip
+    points_type = AwardPointsTypeField(
+        required=False, help_text="award_points: regular | promotional points."
     )
-    points_type = AwardPointsTypeField(required=False)
-    series = serializers.CharField(max_length=64, required=False)
-    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
-    subject = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    template = serializers.CharField(max_length=2000, required=False, trim_whitespace=False)
+    series = serializers.CharField(
+        max_length=64, required=False,
+        help_text="issue_coupon: the coupon series' `code` (`/api/v1/coupon-series/`).",
+    )  # fmt: skip
+    channel = serializers.ChoiceField(
+        choices=Channel.choices, required=False, help_text="send_message: sms | email."
+    )
+    subject = serializers.CharField(
+        max_length=200, required=False, allow_blank=True,
+        help_text="send_message by email: the subject.",
+    )  # fmt: skip
+    template = serializers.CharField(
+        max_length=2000, required=False, trim_whitespace=False,
+        help_text="send_message: the text, with placeholders such as `{customer.name}`.",
+    )  # fmt: skip
 
     def validate(self, attrs):
         if attrs["type"] == ActionType.AWARD_POINTS:
@@ -97,10 +128,21 @@ class PromotionSerializer(serializers.ModelSerializer):
     activity = serializers.ChoiceField(
         choices=PromotionActivity.choices,
         default=PromotionActivity.TARGET_PERIOD_ELAPSED,
+        help_text="The target event the promotion answers: a cycle ended "
+        "(target_period_elapsed, the default; also a target reached when the organisation's "
+        "award switch is on), a sub-target reached, or an enrolment.",
     )
-    condition = serializers.CharField(max_length=2000, trim_whitespace=False)
-    actions = ActionSerializer(many=True, required=False)
-    milestones = serializers.SerializerMethodField()
+    condition = serializers.CharField(
+        max_length=2000, trim_whitespace=False,
+        help_text="A rule on `currentEvent`, e.g. `currentEvent.targetAchieved(\"Spend 1000\") "
+        ">= 1000`. One that does not parse is a 400 naming the position of the error.",
+    )  # fmt: skip
+    actions = ActionSerializer(
+        many=True, required=False, help_text="What to do, in order, when the condition holds."
+    )
+    milestones = serializers.SerializerMethodField(
+        help_text='The milestones the condition names: `[{"id", "name", "start", "end"}]`.'
+    )
     warnings = serializers.SerializerMethodField(
         help_text="What the condition doctor found: conditions that would never pay or pay "
         "twice with the organisation's award switch and milestones. Never blocks a save."
@@ -113,6 +155,16 @@ class PromotionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "milestones", "warnings", "created_at", "updated_at"]
         # Uniqueness is checked by the service (full_clean), with the organisation.
         validators = []
+        extra_kwargs = {
+            "id": {"help_text": "The promotion's id."},
+            "name": {"help_text": "The promotion's name, unique in the organisation."},
+            "description": {"help_text": "What the promotion is for."},
+            "start": {"help_text": "First day it runs; it must cover the milestones it names."},
+            "end": {"help_text": "Last day it runs."},
+            "is_active": {"help_text": "Only active promotions award anything."},
+            "created_at": {"help_text": "When it was created."},
+            "updated_at": {"help_text": "When it was last changed."},
+        }  # fmt: skip
 
     def get_milestones(self, promotion) -> list[dict]:
         try:
@@ -125,7 +177,10 @@ class PromotionSerializer(serializers.ModelSerializer):
     @extend_schema_field(
         inline_serializer(
             "ConditionWarning",
-            {"code": serializers.CharField(), "message": serializers.CharField()},
+            {
+                "code": serializers.CharField(help_text="A stable name for the finding."),
+                "message": serializers.CharField(help_text="The finding, in words."),
+            },
             many=True,
         )  # fmt: skip
     )
@@ -186,32 +241,51 @@ class PromotionViewSet(OrgScopedMixin, viewsets.ModelViewSet):
 
 
 class AwardSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    type = serializers.CharField()
-    status = serializers.CharField()
-    customer = serializers.IntegerField(source="customer_id")
-    promotion = serializers.IntegerField(source="promotion_id")
-    promotion_name = serializers.CharField(source="promotion.name")
-    action_index = serializers.IntegerField()
-    target_group = serializers.IntegerField(source="target_group_id")
-    target = serializers.IntegerField(source="target_id", allow_null=True)
-    target_name = serializers.SerializerMethodField()
-    period = serializers.CharField()
-    event = serializers.IntegerField(source="event_id")
+    id = serializers.IntegerField(help_text="The award's id.")
+    type = serializers.CharField(help_text="award_points | issue_coupon | send_message")
+    status = serializers.CharField(help_text="done | failed | skipped")
+    customer = serializers.IntegerField(source="customer_id", help_text="The customer's id.")
+    promotion = serializers.IntegerField(source="promotion_id", help_text="The promotion's id.")
+    promotion_name = serializers.CharField(
+        source="promotion.name", help_text="The promotion's name."
+    )
+    action_index = serializers.IntegerField(
+        help_text="Which of the promotion's actions this is (from 0)."
+    )
+    target_group = serializers.IntegerField(
+        source="target_group_id", help_text="The milestone's id."
+    )
+    target = serializers.IntegerField(
+        source="target_id", allow_null=True,
+        help_text="The target's id; null for a unified milestone's event.",
+    )  # fmt: skip
+    target_name = serializers.SerializerMethodField(
+        help_text="The target's name (the milestone's, for a unified milestone)."
+    )
+    period = serializers.CharField(help_text="The cycle's period name.")
+    event = serializers.IntegerField(
+        source="event_id", help_text="The target event paid for (`/api/v1/target-events/`)."
+    )
     achievement = serializers.CharField(
         help_text="What was paid for: type, target, customer, cycle[, sub-target]. A promotion "
         "pays an achievement at most once per action."
     )
-    points = serializers.DecimalField(**AMOUNT, allow_null=True)
-    points_type = serializers.CharField()
-    expires_on = serializers.DateField(allow_null=True)
-    till = serializers.SerializerMethodField()
-    coupon_code = serializers.CharField()
-    channel = serializers.CharField()
-    message = serializers.CharField()
-    error = serializers.CharField()
-    awarded_at = serializers.DateTimeField()
-    created_at = serializers.DateTimeField()
+    points = serializers.DecimalField(
+        **AMOUNT, allow_null=True, help_text="Points awarded (award_points)."
+    )
+    points_type = serializers.CharField(help_text="regular | promotional (award_points).")
+    expires_on = serializers.DateField(
+        allow_null=True, help_text="When the points expire; null: never."
+    )
+    till = serializers.SerializerMethodField(
+        help_text="The milestone's till (store code) the award is booked at."
+    )
+    coupon_code = serializers.CharField(help_text="The coupon issued (issue_coupon).")
+    channel = serializers.CharField(help_text="sms | email (send_message).")
+    message = serializers.CharField(help_text="The message sent (send_message).")
+    error = serializers.CharField(help_text="Why the action failed or was skipped.")
+    awarded_at = serializers.DateTimeField(help_text="When the action ran.")
+    created_at = serializers.DateTimeField(help_text="When the ledger recorded it.")
 
     def get_target_name(self, award) -> str:
         return award.target.name if award.target_id else award.target_group.name
@@ -244,13 +318,15 @@ class AwardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 class CouponSeriesSerializer(serializers.ModelSerializer):
     codes = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, write_only=True
-    )
+        child=serializers.CharField(max_length=64), required=False, write_only=True,
+        help_text="Coupon codes to add to the series (your own codes).",
+    )  # fmt: skip
     generate = serializers.IntegerField(
-        required=False, min_value=0, max_value=services.MAX_CODES_PER_CALL, write_only=True
-    )
-    total = serializers.SerializerMethodField()
-    available = serializers.SerializerMethodField()
+        required=False, min_value=0, max_value=services.MAX_CODES_PER_CALL, write_only=True,
+        help_text=f"How many random codes to generate (up to {services.MAX_CODES_PER_CALL:,}).",
+    )  # fmt: skip
+    total = serializers.SerializerMethodField(help_text="Codes in the series.")
+    available = serializers.SerializerMethodField(help_text="Codes not issued yet.")
 
     class Meta:
         model = CouponSeries
@@ -258,6 +334,12 @@ class CouponSeriesSerializer(serializers.ModelSerializer):
                   "available", "created_at"]  # fmt: skip
         read_only_fields = ["id", "created_at"]
         validators = []
+        extra_kwargs = {
+            "id": {"help_text": "The series' id."},
+            "name": {"help_text": "The series' name."},
+            "description": {"help_text": "What the series is for."},
+            "created_at": {"help_text": "When it was created."},
+        }  # fmt: skip
 
     def get_total(self, series) -> int:
         return series.coupons.count()
