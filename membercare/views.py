@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from common.numbers import grouped
 from common.permissions import CARE_ROLES, CONFIG_ROLES, role_required
 from enrolment.identifiers import IDENTIFIER_TYPES
 from enrolment.importing.jobs import import_job_create
@@ -80,13 +81,8 @@ def _page(request, template: str, **context) -> TemplateResponse:
 
 
 def number(value) -> str:
-    """10000.0000 -> '10,000'; 2500.5 -> '2,500.5'."""
-    if value is None:
-        return "—"
-    value = Decimal(value)
-    if value == value.to_integral_value():
-        return f"{value.quantize(Decimal(1)):,f}"
-    return f"{value.normalize():,f}"
+    """10000.0000 -> '10,000'; 2500.5 -> '2,500.5' (common.numbers.grouped)."""
+    return grouped(value)
 
 
 def percent(achieved, target) -> Decimal:

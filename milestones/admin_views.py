@@ -7,6 +7,8 @@ Refusals come back from the service as ValidationError and are shown next to the
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,6 +18,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+
+from common.numbers import plain
 
 from .forms import (
     CloneForm,
@@ -51,6 +55,18 @@ def templates_for(organisation):
     return qs.order_by("organisation_id", "name")
 
 
+_NUMBER = re.compile(r"^-?(\d+(\.\d+)?([eE][+-]?\d+)?)$")
+
+
+def _shown(value) -> str:
+    """A recorded value as a person reads it: numbers plain ('5E+1' and '50.0000' -> '50')."""
+    if isinstance(value, str) and _NUMBER.match(value) and not value.isdigit():
+        return plain(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return plain(value)
+    return str(value)
+
+
 def describe_changes(changes, prefix: str = "") -> list[str]:
     """An audit row's `changes` as lines people read: 'end: 2026-03-31 → 2026-04-30'."""
     lines: list[str] = []
@@ -61,7 +77,7 @@ def describe_changes(changes, prefix: str = "") -> list[str]:
         if isinstance(value, dict):
             lines += describe_changes(value, f"{label} › ")
         elif isinstance(value, list) and len(value) == 2 and not isinstance(value[0], list):
-            lines.append(f"{label}: {value[0]} → {value[1]}")
+            lines.append(f"{label}: {_shown(value[0])} → {_shown(value[1])}")
         else:
             lines.append(f"{label}: {value}")
     return lines

@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.forms import formset_factory
 from django.utils.html import format_html
 
+from common.numbers import plain
+
 from .catalogue import BACKDATE_MONTHS, CUSTOMER_EVENTS, LOCKED_WHEN_LIVE, MAX_CYCLES
 from .models import (
     CycleType,
@@ -609,7 +611,8 @@ def _as_given(value):
 
 
 def _normalized(value):
-    return Decimal(value).normalize() if value is not None else None
+    """A stored amount as a person edits it: 10000.0000 -> "10000", never "1E+4"."""
+    return plain(value) if value is not None else None
 
 
 # --- from the forms to the service's data, and back ------------------------------------------

@@ -825,3 +825,23 @@ def test_periods_and_per_cycle_values_are_parsed_from_lines():
         parse_periods("01/01/2026, 31/01/2026")
     with pytest.raises(ValidationError, match="is not a number"):
         parse_period_values("P2 = lots")
+
+
+def test_numbers_are_plain_in_the_edit_form_and_the_history(admin_client_for, configurer, org):
+    """Issue 18, item 1: 10000 was shown as 1E+4, a 50 % sub-target as 5E+1, and the history
+    as '5E+1' and 10000.0000."""
+    group = live(org, configurer, "Plain", targets=[target_data("Plain spend", kpi="gross_sales", value=Decimal(10000), sub_targets=[{"name": "Half", "criteria": "percentage", "value": Decimal(50)}])])  # fmt: skip
+    client = admin_client_for(configurer)
+    page = client.get(f"{HOME}{group.pk}/change/")
+    html = page.content.decode()
+    assert re.search(r'name="targets-0-value"[^>]*value="10000"', html), html
+    assert re.search(r'name="targets-0-sub_1_value"[^>]*value="50"', html)
+    assert "E+" not in html
+    data = rendered_post_data(page)
+    data.update({"targets-0-value": "12000", "targets-0-sub_1_value": "60"})
+    assert client.post(f"{HOME}{group.pk}/change/", data).status_code == 302
+    html = page_text(client.get(f"{HOME}{group.pk}/view/?tab=history"))
+    history = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html[html.index("ms-history") :]))
+    assert "value: 10000 → 12000" in history
+    assert "&#x27;60&#x27;" in history  # the sub-target's new value, plain
+    assert "E+" not in history and "10000.0000" not in history

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from common.numbers import plain
+
 from ...models import AuditEntry
 
 
@@ -22,7 +24,9 @@ def audit(*, organisation, user, action: str, obj, changes: dict | None = None) 
 
 
 def _jsonable(value):
-    if isinstance(value, (date, Decimal)):
+    if isinstance(value, Decimal):
+        return plain(value)  # 10000.0000 -> "10000", never "1E+4"
+    if isinstance(value, date):
         return str(value)
     return value
 
