@@ -2,10 +2,17 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.views.decorators.http import require_POST
 from import_export.admin import ImportMixin
+from import_export.formats import base_formats
 from import_export.forms import ImportForm
 
 from common.admin import OrgScopedAdmin, UploaderBoundConfirmForm, UploaderBoundImport
@@ -13,7 +20,7 @@ from milestones.models import EnrolmentMode, Role, TargetGroup
 
 from .audiences import audience_group_refresh_now, filter_errors
 from .identifiers import IDENTIFIER_TYPES
-from .importing.jobs import import_job_create, import_params_errors
+from .importing.jobs import import_job_create, import_job_run, import_params_errors
 from .models import (
     AudienceGroup,
     AudienceKind,
@@ -23,6 +30,7 @@ from .models import (
     Enrolment,
     EnrolmentNotification,
     ImportJob,
+    ImportStatus,
 )
 from .resources import CustomListResource
 from .selectors import customers_find
@@ -261,9 +269,11 @@ class ImportJobForm(forms.ModelForm):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(UploaderBoundImport, ImportMixin, OrgScopedAdmin):
-    """Custom list uploads. "Import" = preview and confirm (django-import-export, for small
-    files); "Add" = a background import for any file up to 25 MB, with a progress bar.
-    The previewed file is confirmed only by its uploader (UploaderBoundImport)."""
+    """Custom list uploads, both through the one import service (`importing.jobs`).
+    "Import" = preview (django-import-export, for small files), then confirm: the previewed
+    file becomes an import job run at once; "Add" = a background import for any file up to
+    25 MB, with a progress bar. The previewed file is confirmed only by its uploader
+    (UploaderBoundImport)."""
 
     resource_classes = [CustomListResource]
     skip_admin_log = True  # rows are customers and values, not ImportJob objects
@@ -324,6 +334,69 @@ class ImportJobAdmin(UploaderBoundImport, ImportMixin, OrgScopedAdmin):
         )
         obj.pk = job.pk
         obj.id = job.pk
+
+    def get_import_formats(self):
+        """CSV, as every other way in: the confirmed file is read by the import job."""
+        return [base_formats.CSV]
+
+    @method_decorator(require_POST)
+    def process_import(self, request, **kwargs):
+        """Confirm: the previewed file, with the preview's options, is stored as an import job
+        by `import_job_create` and run at once by `import_job_run` -- the checks and writes
+        of every other upload, not rows written by django-import-export. The confirm form
+        (UploaderBoundConfirmForm) has checked that the file is this user's; it leaves the
+        import storage whatever happens next."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = self.create_confirm_form(request)
+        if not form.is_valid():
+            context = self.admin_site.each_context(request)
+            context.update(
+                title="Import", confirm_form=form, opts=self.model._meta, errors=form.errors
+            )
+            return TemplateResponse(request, [self.import_template_name], context)
+        stored = self.get_tmp_storage_class()(
+            name=form.cleaned_data["import_file_name"],
+            read_mode="rb",
+            **self.get_tmp_storage_class_kwargs(),
+        )
+        changelist = HttpResponseRedirect(reverse("admin:enrolment_importjob_changelist"))
+        try:
+            data = stored.read()
+            job = import_job_create(
+                file=ContentFile(
+                    data if isinstance(data, bytes) else data.encode(),
+                    name=form.cleaned_data.get("original_file_name") or "custom-list.csv",
+                ),
+                user=request.user,
+                run=False,
+                method="admin",
+                **form.options(),
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return changelist
+        finally:
+            stored.remove()
+        job = import_job_run(import_id=job.pk) or job
+        if job.status == ImportStatus.DONE:
+            self.message_user(
+                request,
+                f"Import #{job.pk}: {job.total} rows, {job.newly_enrolled} newly enrolled, "
+                f"{job.values_written} values written, {job.skipped_rows} bad rows skipped.",
+                messages.SUCCESS,
+            )
+        else:
+            shown = "; ".join(
+                f"row {e['row']}: {e['message']}" if e["row"] else e["message"]
+                for e in job.errors[:3]
+            )
+            self.message_user(
+                request,
+                f"Import #{job.pk} failed ({job.error_count} problems): {shown}",
+                messages.ERROR,
+            )
+        return changelist
 
     def get_import_form_kwargs(self, request):
         kwargs = super().get_import_form_kwargs(request)

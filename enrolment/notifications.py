@@ -15,18 +15,25 @@ payload fills every field of the reference schema:
   this customer's target value, then the target itself;
 - customerIdentifiers: customerId, mobile, email, externalId;
 - eventId: the outbox row's id; source: how the customer was enrolled.
+
+The payload is built by one function, `enrolment_payload`, for every writer: with Python
+values here (`notifications_write`: the API, audiences, the Python import path) and with SQL
+pieces by the PostgreSQL import (`importing.pg_path`), which turns the same structure into
+one JSON text expression per row. Sub-target thresholds follow `milestones.thresholds`, the
+rule tracking fires at.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from milestones.models import SubTargetCriteria, TargetGroup
+from milestones.models import TargetGroup
+from milestones.thresholds import threshold
 
 from .models import Customer, CustomerTargetValue, EnrolmentNotification
 
@@ -89,42 +96,63 @@ def target_parts(group: TargetGroup, cycle: CycleInfo, source: str) -> list[dict
     return parts
 
 
-def threshold(criteria: str, value: Decimal, target_value: Decimal) -> Decimal:
-    if criteria == SubTargetCriteria.PERCENTAGE:
-        return (Decimal(target_value) * value / Decimal(100)).quantize(
-            Decimal("0.0001"), rounding=ROUND_HALF_UP
-        )
-    return value
-
-
-def milestone_details(part: dict, target_value: Decimal) -> list[dict]:
-    out = [
-        {
-            "milestoneName": name,
-            "criteria": criteria,
-            "value": dec_str(value),
-            "thresholdValue": dec_str(threshold(criteria, value, target_value)),
-        }
-        for name, criteria, value in part["subs"]
-    ]
-    out.append(
-        {
-            "milestoneName": part["target"].name,
-            "criteria": "target",
-            "value": dec_str(target_value),
-            "thresholdValue": dec_str(target_value),
-        }
-    )
-    return out
-
-
-def customer_identifiers(customer: Customer) -> dict:
+def customer_identifiers(customer) -> dict:
+    """`customerIdentifiers` of a customer (or of an object giving their SQL columns)."""
     return {
         "customerId": customer.id,
         "mobile": customer.mobile,
         "email": customer.email,
         "externalId": customer.external_id,
     }
+
+
+def enrolment_payload(
+    part: dict, *, identifiers: dict, target_value, threshold_of, event_id=None
+) -> dict:
+    """The `targetLoyaltyCustomerEnrollment` payload (reference 004) of one customer and one
+    target: `part` is the target's shared piece (`target_parts`), `identifiers` the
+    customer's (`customer_identifiers`), `target_value` the customer's value as shown (a
+    string without trailing zeros), `threshold_of(criteria, value)` a sub-target's threshold
+    as shown for this customer (`milestones.thresholds`), `event_id` the outbox row's id
+    (None until the row has one).
+
+    Both import backends build it here: the Python writers pass values, the PostgreSQL import
+    passes SQL pieces in the same places (`importing.pg_path`)."""
+    details = [
+        {
+            "milestoneName": name,
+            "criteria": criteria,
+            "value": dec_str(value),
+            "thresholdValue": threshold_of(criteria, value),
+        }
+        for name, criteria, value in part["subs"]
+    ]
+    details.append(
+        {
+            "milestoneName": part["target"].name,
+            "criteria": "target",
+            "value": target_value,
+            "thresholdValue": target_value,
+        }
+    )
+    data = dict(part["base"])
+    data.update(
+        customerIdentifiers=identifiers,
+        milestoneDetails=details,
+        targetValue=target_value,
+        eventId=event_id,
+    )
+    return {"eventName": EVENT_NAME, "data": data}
+
+
+def payload_for(part: dict, customer: Customer, value: Decimal) -> dict:
+    """`enrolment_payload` with Python values (eventId stamped after the insert)."""
+    return enrolment_payload(
+        part,
+        identifiers=customer_identifiers(customer),
+        target_value=dec_str(value),
+        threshold_of=lambda criteria, sub_value: dec_str(threshold(criteria, sub_value, value)),
+    )
 
 
 def notifications_write(*, target_group: TargetGroup, customer_ids, source: str) -> int:
@@ -164,13 +192,6 @@ def notifications_write(*, target_group: TargetGroup, customer_ids, source: str)
                 if (target.id, cid) in done:
                     continue
                 value = own.get((target.id, cid), part["default"])
-                data = dict(part["base"])
-                data.update(
-                    customerIdentifiers=customer_identifiers(customer),
-                    milestoneDetails=milestone_details(part, value),
-                    targetValue=dec_str(value),
-                    eventId=None,
-                )
                 rows.append(
                     EnrolmentNotification(
                         organisation_id=target_group.organisation_id,
@@ -178,7 +199,7 @@ def notifications_write(*, target_group: TargetGroup, customer_ids, source: str)
                         target=target,
                         customer_id=cid,
                         source=source,
-                        payload={"eventName": EVENT_NAME, "data": data},
+                        payload=payload_for(part, customer, value),
                     )
                 )
         written += _insert(rows, target_group.id)

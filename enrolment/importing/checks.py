@@ -4,6 +4,7 @@ messages, so both report the same words)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from itertools import islice
 
@@ -11,7 +12,7 @@ from milestones.models import Organisation
 
 from ..identifiers import country_of, normalise
 from ..models import Customer
-from .reader import Row
+from .reader import CsvStream, Row
 from .spec import (
     ImportSpec,
     RowError,
@@ -20,6 +21,7 @@ from .spec import (
     msg_duplicate,
     msg_unknown,
     parse_value,
+    resolve_header,
     value_error,
 )
 
@@ -30,6 +32,25 @@ def batched(rows: Iterable, size: int) -> Iterator[list]:
     it = iter(rows)
     while batch := list(islice(it, size)):
         yield batch
+
+
+@contextmanager
+def job_rows(job) -> Iterator[tuple[ImportSpec, Iterator[Row]]]:
+    """An import's stored file, opened once by either backend: its header checked against the
+    job's options (raises FileRefused) and its data rows streamed; closed on the way out."""
+    job.file.open("rb")
+    try:
+        header, rows = CsvStream(job.file.file if hasattr(job.file, "file") else job.file).open()
+        spec = resolve_header(
+            group=job.target_group,
+            header=header,
+            identifier_type=job.identifier_type,
+            identifier_column=job.identifier_column or None,
+            mapping=job.mapping,
+        )
+        yield spec, rows
+    finally:
+        job.file.close()
 
 
 class ErrorSink:

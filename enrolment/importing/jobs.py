@@ -1,4 +1,18 @@
-"""Start and run a custom-list import (the API, the admin and the bench come through here)."""
+"""The one custom-list import service: every way in stores a job and runs it here.
+
+- the API (`POST /api/v1/target-groups/{id}/target-values/upload/`), the admin's "Add import
+  job" and the care upload page (`membercare/views.py`): `import_job_create` stores the file
+  and queues `import_job_run` (`enrolment.tasks.import_target_values`, `ingest` queue);
+- the admin's import screen (django-import-export's preview, `enrolment/resources.py`): on
+  confirm, the previewed file becomes a job the same way and is run at once
+  (`enrolment/admin.py ImportJobAdmin.process_import`);
+- the benchmark: `import_job_create(run=False)`, then `import_job_run`.
+
+`import_job_run` claims the job once and hands it to one of two database backends, which
+share the rules (`spec`) and the row checks (`checks`): `pg_path` (PostgreSQL: COPY into a
+staging table, set-based writes) or `python_path` (SQLite, or `ENROLMENT_IMPORT_SQL =
+False`). Nothing else writes a custom list's rows.
+"""
 
 from __future__ import annotations
 
@@ -54,9 +68,12 @@ def import_job_create(
     create_customers: bool = True,
     user=None,
     run: bool = True,
+    method: str = "",
 ) -> ImportJob:
-    """Store the upload and queue its import (after commit). Refuses, before reading a byte of
-    it, a file over the size limit; refuses a milestone that is not enrolled by custom list."""
+    """Store the upload and queue its import (after commit; `run=False`: the caller runs it
+    with `import_job_run`). Refuses, before reading a byte of it, a file over the size limit;
+    refuses a milestone that is not enrolled by custom list. `method` labels the job in place
+    of the backend's name (the admin's confirmed preview: "admin", as it always showed)."""
     errors = import_params_errors(
         target_group=target_group, file=file, identifier_type=identifier_type, mapping=mapping
     )
@@ -75,6 +92,7 @@ def import_job_create(
         send_trigger=target_group.send_enrolment_trigger if send_trigger is None else send_trigger,
         skip_bad_rows=skip_bad_rows,
         create_customers=create_customers,
+        method=method,
     )
     job.file.save(f"group{target_group.id}.csv", file, save=False)
     job.save()
@@ -156,7 +174,7 @@ def import_job_run(*, import_id: int) -> ImportJob | None:
 def _run_python(job: ImportJob, sink: ErrorSink, progress) -> dict | None:
     from . import python_path
 
-    job.method = "python"
+    job.method = job.method or "python"
     total, bad = python_path.validate(job, sink)
     ImportJob.objects.filter(pk=job.pk).update(total=total, method=job.method)
     if bad and not job.skip_bad_rows:
@@ -170,7 +188,7 @@ def _run_python(job: ImportJob, sink: ErrorSink, progress) -> dict | None:
 def _run_sql(job: ImportJob, sink: ErrorSink, progress) -> dict | None:
     from .pg_path import PgImport
 
-    job.method = "postgres_copy"
+    job.method = job.method or "postgres_copy"
     runner = PgImport(job, sink, progress)
     job.timings = runner.timings  # seconds per phase, for the benchmark
     try:

@@ -1,37 +1,22 @@
-"""Validate the whole file, then write it in chunks: two streaming passes, flat memory."""
+"""The SQLite backend of `jobs.import_job_run` (and PostgreSQL with `ENROLMENT_IMPORT_SQL =
+False`): validate the whole file, then write it in chunks. Two streaming passes, flat memory;
+the file and its rows are read and checked by the code the PostgreSQL backend shares
+(`checks.job_rows`, `checks.RowChecker`, `spec`)."""
 
 from __future__ import annotations
 
 from django.db import transaction
 
 from ..models import ImportJob
-from .checks import ErrorSink, RowChecker, batched
-from .reader import CsvStream
-from .spec import MSG_NO_ROWS, FileRefused, ImportSpec, RowError, resolve_header
+from .checks import ErrorSink, RowChecker, batched, job_rows
+from .spec import MSG_NO_ROWS, FileRefused, RowError
 
 CHUNK = 2000
 
 
-def _open(job: ImportJob):
-    job.file.open("rb")
-    return job.file.file if hasattr(job.file, "file") else job.file
-
-
-def _spec(job: ImportJob, header: list[str]) -> ImportSpec:
-    return resolve_header(
-        group=job.target_group,
-        header=header,
-        identifier_type=job.identifier_type,
-        identifier_column=job.identifier_column or None,
-        mapping=job.mapping,
-    )
-
-
 def validate(job: ImportJob, sink: ErrorSink) -> tuple[int, set[int]]:
     """First pass: every problem of the file. Returns (rows, bad row numbers)."""
-    try:
-        header, rows = CsvStream(_open(job)).open()
-        spec = _spec(job, header)
+    with job_rows(job) as (spec, rows):
         checker = RowChecker(
             organisation_id=job.organisation_id,
             spec=spec,
@@ -45,8 +30,6 @@ def validate(job: ImportJob, sink: ErrorSink) -> tuple[int, set[int]]:
                     bad.add(rowno)
                     for error in errors:
                         sink.add(error)
-    finally:
-        job.file.close()
     if total == 0:
         raise FileRefused([RowError(0, "", MSG_NO_ROWS)])
     return total, bad
@@ -60,9 +43,7 @@ def write(job: ImportJob, bad: set[int], progress) -> dict[str, int]:
     targets = list(group.targets.all())
     counts = {"created_customers": 0, "values_written": 0, "values_cleared": 0, "newly_enrolled": 0}
     done = 0
-    try:
-        header, rows = CsvStream(_open(job)).open()
-        spec = _spec(job, header)
+    with job_rows(job) as (spec, rows):
         checker = RowChecker(organisation_id=job.organisation_id, spec=spec, create_customers=True)
         for batch in batched(rows, CHUNK):
             good = [r for r in batch if r[0] not in bad]
@@ -82,6 +63,4 @@ def write(job: ImportJob, bad: set[int], progress) -> dict[str, int]:
                 counts[key] += result[key]
             done += len(batch)
             progress(done)
-    finally:
-        job.file.close()
     return counts

@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from enrolment.models import Customer, CustomerTargetValue, Enrolment, ImportJob
+from enrolment.models import (
+    Customer,
+    CustomerTargetValue,
+    Enrolment,
+    EnrolmentNotification,
+    ImportJob,
+)
 from enrolment.selectors import target_value_for
 
 pytestmark = pytest.mark.django_db
@@ -256,3 +262,114 @@ def test_the_previewed_file_waits_in_the_import_storage_only(
     assert [p.name for p in folder.iterdir()] != []
     assert client.post(CONFIRM_URL, fields).status_code == 302
     assert list(folder.iterdir()) == []
+
+
+# --- One import service: the admin's confirm runs the same job as the API ------------------------
+
+
+def rows_of(group) -> dict:
+    """What an import wrote for a milestone, without the ids and names of its organisation."""
+    target = group.targets.get()
+
+    def payload(note):
+        data = dict(note.payload["data"])
+        for key in ("targetGroupId", "targetId", "targetPeriodId", "eventId", "targetGroupName",
+                    "targetName", "targetPeriodName"):  # fmt: skip
+            data.pop(key)
+        data["customerIdentifiers"] = {
+            k: v for k, v in data["customerIdentifiers"].items() if k != "customerId"
+        }
+        data["milestoneDetails"] = [
+            {k: v for k, v in d.items() if k != "milestoneName"} for d in data["milestoneDetails"]
+        ]
+        return note.payload["eventName"], data
+
+    return {
+        "customers": sorted(
+            Customer.objects.filter(organisation_id=group.organisation_id).values_list(
+                "mobile", "email", "external_id"
+            )
+        ),
+        "values": sorted(
+            CustomerTargetValue.objects.filter(target=target).values_list(
+                "customer__mobile", "cycle_ordinal", "value"
+            )
+        ),
+        "enrolments": sorted(
+            Enrolment.objects.filter(target_group=group).values_list(
+                "customer__mobile", "source", "is_active"
+            )
+        ),
+        "notifications": sorted(
+            (payload(n) for n in EnrolmentNotification.objects.filter(target_group=group)),
+            key=lambda p: p[1]["customerIdentifiers"]["mobile"],
+        ),
+    }
+
+
+JOB_FIELDS = ["status", "total", "processed", "error_count", "errors", "skipped_rows",
+              "created_customers", "newly_enrolled", "values_written", "values_cleared",
+              "notifications", "identifier_type", "identifier_column", "mapping", "send_trigger",
+              "skip_bad_rows", "create_customers", "size"]  # fmt: skip
+
+
+def test_the_admin_confirm_runs_an_import_job_whose_rows_equal_the_api_imports(
+    admin_client_for, configurer, group, upload, other_configurer, globex_group
+):
+    text = "mobile,P1,P2,P3\n9000000001,150,,200\n9000000002,,120.5,\nabc,5,5,5\n"
+    client = admin_client_for(configurer)
+    fields = confirm_fields(preview(client, group, text, skip_bad_rows="on"))
+    assert client.post(CONFIRM_URL, fields).status_code == 302
+    by_admin = ImportJob.objects.get(target_group=group)
+    by_api = ImportJob.objects.get(pk=upload(globex_group, text, user=other_configurer, skip_bad_rows=True)["id"])  # fmt: skip
+
+    # the confirmed file itself was handed to the job, which ran as every import does
+    by_admin.file.open("rb")
+    assert by_admin.file.read() == text.encode()
+    by_admin.file.close()
+    assert by_admin.original_name == "list.csv" and by_admin.created_by == configurer
+    assert by_admin.started_at is not None and by_admin.finished_at is not None
+    assert by_admin.method == "admin"
+    assert {f: getattr(by_admin, f) for f in JOB_FIELDS} == {
+        f: getattr(by_api, f) for f in JOB_FIELDS
+    }
+    assert (by_admin.status, by_admin.newly_enrolled, by_admin.skipped_rows) == ("done", 2, 1)
+    assert [e["row"] for e in by_admin.errors] == [4]
+
+    written = rows_of(group)
+    assert written == rows_of(globex_group)
+    assert written["values"] == [
+        ("9000000001", 1, Decimal(150)),
+        ("9000000001", 3, Decimal(200)),
+        ("9000000002", 2, Decimal("120.5")),
+    ]
+    assert len(written["notifications"]) == 2
+
+
+def test_a_confirm_the_job_refuses_writes_nothing_and_says_why(admin_client_for, configurer, group):
+    """The job checks the file again: a customer deleted between the preview and the confirm
+    of a list that must not create customers is reported, and nothing is written."""
+    ghost = Customer.objects.create(organisation=group.organisation, mobile="9000000001")
+    client = admin_client_for(configurer)
+    fields = confirm_fields(
+        preview(client, group, "mobile,P1\n9000000001,5\n", create_customers="")
+    )
+    ghost.delete()
+    response = client.post(CONFIRM_URL, fields, follow=True)
+    job = ImportJob.objects.get()
+    assert (job.status, job.method, job.error_count) == ("failed", "admin", 1)
+    assert "No customer with mobile 9000000001 in this organisation." in response.content.decode()
+    assert not Customer.objects.exists() and not Enrolment.objects.exists()
+
+
+def test_the_resource_only_previews(group):
+    import tablib
+
+    from enrolment.resources import CustomListResource, PreviewOnly
+
+    dataset = tablib.Dataset(["9000000001", "5"], headers=["mobile", "P1"])
+    resource = CustomListResource(target_group=group)
+    assert not resource.import_data(dataset, dry_run=True).has_errors()
+    with pytest.raises(PreviewOnly):
+        resource.import_data(dataset, dry_run=False)
+    assert not Customer.objects.exists()
