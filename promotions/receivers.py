@@ -6,7 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from enrolment.models import CustomerTargetValue
-from evaluation.models import TargetEvent, TargetEventType
+from evaluation import events
+from evaluation.models import TargetEvent
 
 from .models import Promotion, PromotionActivity
 from .services import promotions_naming_target, promotions_rename_target
@@ -47,21 +48,17 @@ def on_customers_enrolled(sender, target_group, customer_ids, source=None, **kwa
             ).values_list("customer_id", "value")
         )
     rows = [
-        TargetEvent(
-            organisation_id=target_group.organisation_id,
-            type=TargetEventType.ENROLLED,
-            dedupe_key=f"enrolled:{target_group.id}:{customer_id}",
+        events.enrolled(
+            org_id=target_group.organisation_id,
             customer_id=customer_id,
-            target_group=target_group,
+            group=target_group,
             target=target,
-            cycle_ordinal=ordinal,
+            ordinal=ordinal,
             period_name=period.name if period else "",
-            achieved=0,
+            at=now,
             defined=custom.get(customer_id, target.value_for_cycle(ordinal or 1))
             if target
             else None,
-            is_target_achieved_event=False,
-            occurred_at=now,
         )
         for customer_id in customer_ids
     ]
