@@ -845,3 +845,20 @@ def test_numbers_are_plain_in_the_edit_form_and_the_history(admin_client_for, co
     assert "value: 10000 → 12000" in history
     assert "&#x27;60&#x27;" in history  # the sub-target's new value, plain
     assert "E+" not in history and "10000.0000" not in history
+
+
+def test_the_view_page_shows_every_time_in_the_organisations_time_zone(admin_client_for, configurer, org):  # fmt: skip
+    """Issue 18, item 6: "Created on 12:24 (Asia/Kolkata)" was 12:24 UTC; history was UTC."""
+    from datetime import UTC, datetime
+
+    group = live(org, configurer, "Zoned")
+    stamp = datetime(2026, 11, 30, 6, 54, tzinfo=UTC)  # 12:24 in Kolkata
+    type(group).objects.filter(pk=group.pk).update(created_at=stamp, updated_at=stamp)
+    AuditEntry.objects.filter(object_id=group.pk).update(created_at=stamp)
+    client = admin_client_for(configurer)
+    info = page_text(client.get(f"{HOME}{group.pk}/view/?tab=information"))
+    assert "Created on</th><td>30 Nov 2026 12:24 (Asia/Kolkata)" in info
+    assert "Last changed</th><td>30 Nov 2026 12:24 (Asia/Kolkata)" in info
+    assert "06:54" not in info and "(UTC)" not in info
+    history = page_text(client.get(f"{HOME}{group.pk}/view/?tab=history"))
+    assert "When (Asia/Kolkata)" in history and "30 Nov 2026 12:24:00" in history
