@@ -370,7 +370,19 @@ class TargetGroupScreens:
         group = self._group_or_404(request, object_id)
         if not self.has_change_permission(request, group):
             raise PermissionDenied
-        self.set_active(request, [group], request.POST.get("active") == "1")
+        active = request.POST.get("active") == "1"
+        if not active and group.is_active and request.POST.get("confirm") != "yes":
+            # one click does not stop a milestone: the page says what it means, then asks
+            context = {
+                **self.admin_site.each_context(request),
+                "group": group,
+                "view_url": self.url_for("view", group),
+                "title": f"Deactivate {group.name}?",
+            }
+            return TemplateResponse(
+                request, "admin/milestones/targetgroup/confirm_deactivate.html", context
+            )
+        self.set_active(request, [group], active)
         return redirect(self.url_for("view", group))
 
     def set_active(self, request, groups, active: bool) -> int:

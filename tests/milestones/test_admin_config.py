@@ -670,7 +670,13 @@ def test_view_history_tab_lists_the_audit_rows(admin_client_for, configurer, org
 def test_the_view_page_deactivates_and_refuses_to_reactivate_an_ended_one(admin_client_for, configurer, org):  # fmt: skip
     group, old = live(org, configurer, "Running"), ended(org, configurer, "Over", active=False)
     client = admin_client_for(configurer)
-    client.post(f"{HOME}{group.pk}/set-active/", {"active": "0"})
+    asked = client.post(f"{HOME}{group.pk}/set-active/", {"active": "0"})
+    group.refresh_from_db()
+    assert group.is_active and asked.status_code == 200  # one click asks first
+    page = page_text(asked)
+    assert "Deactivate Running?" in page and "tracks nothing" in page
+    assert 'name="confirm" value="yes"' in page and f'href="{HOME}{group.pk}/view/"' in page
+    client.post(f"{HOME}{group.pk}/set-active/", {"active": "0", "confirm": "yes"})
     group.refresh_from_db()
     assert not group.is_active
     response = client.post(f"{HOME}{old.pk}/set-active/", {"active": "1"}, follow=True)

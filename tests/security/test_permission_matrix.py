@@ -377,7 +377,7 @@ ADMIN_PAGES = {
     "GET /admin/milestones/targetgroup/{group}/view/":            (200, 403, "login", "login", 404),
     "GET /admin/milestones/targetgroup/{group}/clone/":           (200, 403, "login", "login", 404),
     "GET /admin/milestones/targetgroup/{group}/save-as-template/": (200, 403, "login", "login", 404),
-    "POST /admin/milestones/targetgroup/{group}/set-active/":     ("302", 403, "login", "login", 404),
+    "POST /admin/milestones/targetgroup/{group}/set-active/":     (200, 403, "login", "login", 404),  # deactivation asks first
     "GET /admin/enrolment/importjob/import/":                     (200, 403, "login", "login", 200),
     "GET /admin/promotions/award/liability/":                     (200, 200, "login", "login", 200),
 }  # fmt: skip
