@@ -133,6 +133,16 @@ class OrgScopedAdmin(OrgScopedFields, admin.ModelAdmin):
     view_roles: tuple[str, ...] = (Role.CONFIGURER,)
     change_roles: tuple[str, ...] = (Role.CONFIGURER,)
     org_field = "organisation"
+    # actions that write (a retry, say) on an otherwise read-only screen: offered to the
+    # change roles only; Django runs no action that get_actions does not list
+    change_role_actions: tuple[str, ...] = ()
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self._role_in(request, self.change_roles):
+            for name in self.change_role_actions:
+                actions.pop(name, None)
+        return actions
 
     def _role_in(self, request, roles) -> bool:
         user = request.user
@@ -327,3 +337,19 @@ class UploaderBoundImport:
             if name:
                 self.get_tmp_storage_class()(name=name).remove()
         return response
+
+
+class ReadOnlyAdmin(OrgScopedAdmin):
+    """A screen that shows what the engine wrote: configurers and member care read it;
+    nobody adds, edits or deletes (a retry is an action, see `change_role_actions`)."""
+
+    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -357,7 +357,22 @@ _LIST_SKIP_BAD_ROWS = (
 )
 
 
-class AudienceGroupIn(serializers.Serializer):
+class ListUploadIn(serializers.Serializer):
+    """The fields of a customer list sent as a CSV file (audience groups and their lists)."""
+
+    file = serializers.FileField(required=False, help_text=_LIST_FILE)
+    identifier_type = serializers.ChoiceField(
+        choices=IDENTIFIER_TYPES, required=False, help_text=_LIST_IDENTIFIER_TYPE
+    )
+    identifier_column = serializers.CharField(
+        required=False, allow_blank=True, help_text=_LIST_IDENTIFIER_COLUMN
+    )
+    skip_bad_rows = serializers.BooleanField(
+        required=False, default=False, help_text=_LIST_SKIP_BAD_ROWS
+    )
+
+
+class AudienceGroupIn(ListUploadIn):
     name = serializers.CharField(max_length=200, help_text="The group's name.")
     kind = serializers.ChoiceField(
         choices=AudienceKind.choices,
@@ -381,33 +396,13 @@ class AudienceGroupIn(serializers.Serializer):
         child=serializers.IntegerField(), required=False,
         help_text="A merge group's source groups (ids).",
     )  # fmt: skip
-    file = serializers.FileField(required=False, help_text=_LIST_FILE)
-    identifier_type = serializers.ChoiceField(
-        choices=IDENTIFIER_TYPES, required=False, help_text=_LIST_IDENTIFIER_TYPE
-    )
-    identifier_column = serializers.CharField(
-        required=False, allow_blank=True, help_text=_LIST_IDENTIFIER_COLUMN
-    )
-    skip_bad_rows = serializers.BooleanField(
-        required=False, default=False, help_text=_LIST_SKIP_BAD_ROWS
-    )
 
 
-class AudienceCustomersIn(serializers.Serializer):
+class AudienceCustomersIn(ListUploadIn):
     customers = serializers.ListField(
         child=serializers.DictField(), required=False, max_length=MAX_ITEMS,
         help_text=_LIST_CUSTOMERS,
     )  # fmt: skip
-    file = serializers.FileField(required=False, help_text=_LIST_FILE)
-    identifier_type = serializers.ChoiceField(
-        choices=IDENTIFIER_TYPES, required=False, help_text=_LIST_IDENTIFIER_TYPE
-    )
-    identifier_column = serializers.CharField(
-        required=False, allow_blank=True, help_text=_LIST_IDENTIFIER_COLUMN
-    )
-    skip_bad_rows = serializers.BooleanField(
-        required=False, default=False, help_text=_LIST_SKIP_BAD_ROWS
-    )
 
 
 def _rows_refused(refused: RowsRefused) -> Response:

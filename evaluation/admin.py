@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from common.admin import OrgScopedAdmin
+from common.admin import ReadOnlyAdmin
 from milestones.models import Role, TargetGroup
 
 from .models import (
@@ -17,19 +17,6 @@ from .models import (
 from .reprocess import reprocess_start
 from .tasks import queue_tracking
 from .tracking import activities_retry
-
-
-class ReadOnlyAdmin(OrgScopedAdmin):
-    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Activity)
@@ -47,6 +34,7 @@ class ActivityAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["type", "status"]
     actions = ["retry_failed"]
+    change_role_actions = ("retry_failed",)
     search_fields = [
         "external_id",
         "bill_number",
@@ -66,21 +54,12 @@ class ActivityAdmin(ReadOnlyAdmin):
     def retry_failed(self, request, queryset):
         """Failed activities (the poison-pill policy): back to pending and queued again;
         their automatic attempts start over."""
-        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
-            self.message_user(request, "Only a configurer may retry activities.", messages.ERROR)
-            return
         ids = activities_retry(
             organisation_id=request.user.organisation_id,
             activity_ids=list(queryset.values_list("id", flat=True)),
         )
         queue_tracking(ids)
         self.message_user(request, f"{len(ids)} failed activity(ies) queued for tracking again.")
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
-            actions.pop("retry_failed", None)
-        return actions
 
 
 @admin.register(Progress)

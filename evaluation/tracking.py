@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from common import retry as retry_policy
 from common.bulk import insert_rows, pg_array
 from enrolment.models import Customer, CustomerTargetValue
 from enrolment.services import auto_enrol_on_activities
@@ -166,26 +167,17 @@ def activities_due(*, older_than, per_organisation: int) -> list[int]:
     due for an automatic retry (1 minute after the first failure, then 4), which go back to
     pending here. Failed activities past MAX_ATTEMPTS wait for a person."""
     now = timezone.now()
-    due_failed = Q(pk__in=[])
-    for attempts in range(1, MAX_ATTEMPTS):
-        due_failed |= Q(
-            attempts=attempts,
-            processed_at__lt=now - timedelta(minutes=4 ** (attempts - 1)),
-        )
-    retry = Activity.objects.filter(due_failed, status=ActivityStatus.FAILED)
+    retry = Activity.objects.filter(
+        retry_policy.due(
+            attempts="attempts", failed_at="processed_at", max_attempts=MAX_ATTEMPTS, now=now
+        ),
+        status=ActivityStatus.FAILED,
+    )
     retry.update(status=ActivityStatus.PENDING)
     pending = Activity.objects.filter(
         status=ActivityStatus.PENDING, received_at__lt=now - older_than
     )
-    ids: list[int] = []
-    orgs = pending.values_list("organisation_id", flat=True).distinct()
-    for org_id in sorted(set(orgs)):
-        ids += list(
-            pending.filter(organisation_id=org_id)
-            .order_by("id")
-            .values_list("id", flat=True)[:per_organisation]
-        )
-    return ids
+    return retry_policy.oldest_per_organisation(pending, per_organisation)
 
 
 def _track_merged(org_id, customer_ids, activity_ids, result: TrackResult, options) -> None:

@@ -19,13 +19,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateparse import parse_date
 
-from common.admin import OrgScopedAdmin, OrgScopedInline
+from common.admin import OrgScopedAdmin, OrgScopedInline, ReadOnlyAdmin
 from common.csv_safe import csv_cell
 from milestones.models import Role, TargetGroup
 
 from . import services
 from .consumer import events_retry
-from .doctor import condition_warnings
+from .doctor import ConditionDoctor, condition_warnings
 from .models import (
     Award,
     Communication,
@@ -98,7 +98,6 @@ class PromotionAdmin(OrgScopedAdmin):
         "is_active",
         "milestones",
         "action_count",
-        "warnings",
     ]
     list_filter = ["activity", "is_active"]
     search_fields = ["name", "condition"]
@@ -129,22 +128,51 @@ class PromotionAdmin(OrgScopedAdmin):
         return obj.n_actions
 
     @admin.display(description="Milestones named")
-    def milestones(self, obj):
+    def milestones(self, obj, index: dict | None = None):
+        """The milestones the condition names; `index` (name -> milestone, read once per
+        page by get_list_display) saves the lookup per row."""
         try:
             names = obj.rule().target_names
         except Exception:  # noqa: BLE001 - an old condition that no longer compiles
             return "-"
         if not names:
             return "any"
-        groups, _ = named_milestones(obj.organisation_id, names)
+        if index is None:
+            groups, _ = named_milestones(obj.organisation_id, names)
+        else:
+            groups = sorted({index[n] for n in names if n in index}, key=lambda g: g.id)
         return ", ".join(g.name for g in groups) or "none found: " + ", ".join(sorted(names))
 
-    @admin.display(description="Condition doctor")
-    def warnings(self, obj):
-        found = condition_warnings(
-            organisation=obj.organisation, condition=obj.condition, activity=obj.activity
-        )
-        return "; ".join(w.message for w in found) or "-"
+    def get_list_display(self, request):
+        """The list, with two columns that read the organisation's milestones once per page
+        (not once per promotion): the milestones a condition names, and the condition doctor."""
+        doctors: dict = {}
+        groups_by_name: dict = {}
+
+        def milestones_of(organisation_id: int) -> dict:
+            if organisation_id not in groups_by_name:
+                index = {}
+                groups = TargetGroup.objects.filter(organisation_id=organisation_id)
+                for group in groups.prefetch_related("targets"):
+                    index[group.name] = group
+                    for target in group.targets.all():
+                        index[target.name] = group
+                groups_by_name[organisation_id] = index
+            return groups_by_name[organisation_id]
+
+        @admin.display(description="Milestones named")
+        def milestones(obj):
+            return self.milestones(obj, index=milestones_of(obj.organisation_id))
+
+        @admin.display(description="Condition doctor")
+        def warnings(obj):
+            doctor = doctors.get(obj.organisation_id)
+            if doctor is None:
+                doctor = doctors[obj.organisation_id] = ConditionDoctor(obj.organisation)
+            return "; ".join(w.message for w in doctor.warnings(obj.condition, obj.activity)) or "-"
+
+        columns = [milestones if name == "milestones" else name for name in self.list_display]
+        return [*columns, warnings]
 
     @admin.display(description="Message placeholders")
     def placeholders_help(self, obj=None):
@@ -366,24 +394,15 @@ class CommunicationAdmin(OrgScopedAdmin):
 
 
 @admin.register(ConsumeFailure)
-class ConsumeFailureAdmin(OrgScopedAdmin):
+class ConsumeFailureAdmin(ReadOnlyAdmin):
     """Target events whose consumption failed (the poison-pill policy): the reason, the
     attempts (automatic ones stop at ConsumeFailure.MAX_ATTEMPTS), and a retry action."""
 
-    view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
     list_display = ["event", "event_type", "customer", "attempts", "error", "failed_at"]
     list_select_related = ["event__customer"]
     actions = ["retry"]
+    change_role_actions = ("retry",)
     ordering = ["-failed_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Type")
     def event_type(self, obj):
@@ -395,9 +414,6 @@ class ConsumeFailureAdmin(OrgScopedAdmin):
 
     @admin.action(description="Retry the selected events now")
     def retry(self, request, queryset):
-        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
-            self.message_user(request, "Only a configurer may retry events.", messages.ERROR)
-            return
         from .tasks import queue_consumption
 
         ids = events_retry(
@@ -406,9 +422,3 @@ class ConsumeFailureAdmin(OrgScopedAdmin):
         )
         queue_consumption(ids)
         self.message_user(request, f"{len(ids)} event(s) queued for promotions again.")
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if request.user.role != Role.CONFIGURER and not request.user.is_superuser:
-            actions.pop("retry", None)
-        return actions

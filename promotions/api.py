@@ -11,7 +11,7 @@ from common.api import IdFilter, OrgScopedMixin
 from common.permissions import ALL_ROLES, CONFIG_ROLES
 
 from . import services
-from .doctor import condition_warnings
+from .doctor import ConditionDoctor
 from .models import (
     ActionType,
     Award,
@@ -185,11 +185,12 @@ class PromotionSerializer(serializers.ModelSerializer):
         )  # fmt: skip
     )
     def get_warnings(self, promotion) -> list[dict]:
-        found = condition_warnings(
-            organisation=promotion.organisation,
-            condition=promotion.condition,
-            activity=promotion.activity,
-        )
+        # one doctor per organisation for the whole answer (a list reads the milestones once)
+        doctors = self.context.setdefault("condition_doctors", {})
+        doctor = doctors.get(promotion.organisation_id)
+        if doctor is None:
+            doctor = doctors[promotion.organisation_id] = ConditionDoctor(promotion.organisation)
+        found = doctor.warnings(promotion.condition, promotion.activity)
         return [w.as_dict() for w in found]
 
     def to_representation(self, instance):

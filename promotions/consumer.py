@@ -30,6 +30,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common import retry as retry_policy
 from evaluation.models import Activity, ActivityType, TargetEvent, TargetEventType
 from rules import RuleContext, RuleError
 
@@ -208,21 +209,15 @@ def events_due(*, older_than: timedelta, per_organisation: int) -> list[int]:
     unconsumed = TargetEvent.objects.filter(
         consumed_at__isnull=True, created_at__lt=now - older_than
     )
-    waiting = Q(consume_failure__attempts__gte=ConsumeFailure.MAX_ATTEMPTS)
-    for attempts in range(1, ConsumeFailure.MAX_ATTEMPTS):
-        backoff = timedelta(minutes=4 ** (attempts - 1))
-        waiting |= Q(
-            consume_failure__attempts=attempts, consume_failure__failed_at__gt=now - backoff
-        )
-    due = unconsumed.exclude(waiting)
-    ids: list[int] = []
-    for org_id in sorted(set(due.values_list("organisation_id", flat=True).distinct())):
-        ids += list(
-            due.filter(organisation_id=org_id)
-            .order_by("id")
-            .values_list("id", flat=True)[:per_organisation]
-        )
-    return ids
+    failed = Q(consume_failure__isnull=False)
+    retryable = retry_policy.due(
+        attempts="consume_failure__attempts",
+        failed_at="consume_failure__failed_at",
+        max_attempts=ConsumeFailure.MAX_ATTEMPTS,
+        now=now,
+    )
+    due = unconsumed.filter(~failed | retryable)
+    return retry_policy.oldest_per_organisation(due, per_organisation)
 
 
 def activities_for(event: TargetEvent) -> tuple[str, ...]:

@@ -21,7 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from milestones.models import SubTarget, Target, TargetGroup
+from milestones.selectors import org_today
 from rules import RuleError, compile_rule
 
 from .models import PromotionActivity
@@ -49,111 +52,123 @@ class Warning:
         return {"code": self.code, "message": self.message}
 
 
-def condition_warnings(
-    *, organisation, condition: str, activity: str = PromotionActivity.TARGET_PERIOD_ELAPSED
-) -> list[Warning]:
-    """What the condition will do; [] when it does not compile (the save refuses it)."""
-    try:
-        rule = compile_rule(condition, purpose="promotion")
-    except RuleError:
-        return []
-    text = condition
-    out: list[Warning] = []
-    for pattern in STRICT:
-        for m in pattern.finditer(text):
-            if m.group(1) == m.group(2):
-                out.append(Warning("strict_greater", (
-                    f'"{m.group(0)}" is false when "{m.group(1)}" is reached exactly, so the '
-                    "achievement pays nothing; write >= to pay at the target."
-                )))  # fmt: skip
-    switch = organisation.award_when_target_achieved
-    hears_cycle = activity == PromotionActivity.TARGET_PERIOD_ELAPSED
-    if not switch and ACHIEVED_EVENT_TRUE.search(text):
-        out.append(Warning("never_achieved_event", (
-            "isTargetAchievedEvent == true never holds: ENABLE_AWARD_WHEN_TARGET_ACHIEVED is "
-            "Inactive, so only the cycle-end event is sent and this promotion never pays. "
-            "Remove the clause (or write == false) to pay at the cycle end."
-        )))  # fmt: skip
-    if switch and hears_cycle and not ACHIEVED_EVENT.search(text):
-        out.append(Warning("pays_twice", (
-            "ENABLE_AWARD_WHEN_TARGET_ACHIEVED is Active and the condition has no "
-            "isTargetAchievedEvent clause: it can pay at the achievement and again at the cycle "
-            "end. Add isTargetAchievedEvent == true (at once) or == false (at the cycle end)."
-        )))  # fmt: skip
-    names = set(rule.target_names)
-    if names:
-        current = _current_names(organisation)
-        for name in sorted(names - current):
+class ConditionDoctor:
+    """The checks for one organisation, with the award switch given (`switch`; default the
+    organisation's own). What they read from the database — the names of the live and upcoming
+    milestones, the sub-targets of a set of names — is read once per doctor, so a list of
+    promotions costs a fixed number of queries, not a few per row."""
+
+    def __init__(self, organisation, *, switch: bool | None = None):
+        self.organisation = organisation
+        self.switch = organisation.award_when_target_achieved if switch is None else switch
+        self._current: set[str] | None = None
+        self._subs: dict[frozenset, set[str]] = {}
+
+    def warnings(
+        self, condition: str, activity: str = PromotionActivity.TARGET_PERIOD_ELAPSED
+    ) -> list[Warning]:
+        """What the condition will do; [] when it does not compile (the save refuses it)."""
+        try:
+            rule = compile_rule(condition, purpose="promotion")
+        except RuleError:
+            return []
+        text = condition
+        out: list[Warning] = []
+        for pattern in STRICT:
+            for m in pattern.finditer(text):
+                if m.group(1) == m.group(2):
+                    out.append(Warning("strict_greater", (
+                        f'"{m.group(0)}" is false when "{m.group(1)}" is reached exactly, so '
+                        "the achievement pays nothing; write >= to pay at the target."
+                    )))  # fmt: skip
+        hears_cycle = activity == PromotionActivity.TARGET_PERIOD_ELAPSED
+        if not self.switch and ACHIEVED_EVENT_TRUE.search(text):
+            out.append(Warning("never_achieved_event", (
+                "isTargetAchievedEvent == true never holds: ENABLE_AWARD_WHEN_TARGET_ACHIEVED is "
+                "Inactive, so only the cycle-end event is sent and this promotion never pays. "
+                "Remove the clause (or write == false) to pay at the cycle end."
+            )))  # fmt: skip
+        if self.switch and hears_cycle and not ACHIEVED_EVENT.search(text):
+            out.append(Warning("pays_twice", (
+                "ENABLE_AWARD_WHEN_TARGET_ACHIEVED is Active and the condition has no "
+                "isTargetAchievedEvent clause: it can pay at the achievement and again at the "
+                "cycle end. Add isTargetAchievedEvent == true (at once) or == false (at the "
+                "cycle end)."
+            )))  # fmt: skip
+        names = frozenset(rule.target_names)
+        for name in sorted(names - self.current_names()):
             out.append(Warning("unknown_target", (
                 f'"{name}" is not a target or milestone of any live or upcoming milestone: '
                 "this part of the condition matches nothing."
             )))  # fmt: skip
-    wanted_subs = [m.group(1) for m in TRIGGER.finditer(text)]
-    if wanted_subs:
-        subs = SubTarget.objects.filter(target__organisation_id=organisation.id)
-        if names:
-            subs = subs.filter(
-                target__in=Target.objects.filter(organisation_id=organisation.id).filter(
-                    _named(names)
-                )
+        wanted_subs = [m.group(1) for m in TRIGGER.finditer(text)]
+        if wanted_subs:
+            have = self.sub_target_names(names)
+            where = "the targets it names" if names else "any target"
+            for sub in wanted_subs:
+                if sub not in have:
+                    out.append(Warning("unknown_sub_target", (
+                        f'No sub-target "{sub}" in {where}: '
+                        f'targetMilestoneTrigger.contains("{sub}") is never true.'
+                    )))  # fmt: skip
+        return out
+
+    def current_names(self) -> set[str]:
+        """Target and milestone names of the organisation's live and upcoming milestones."""
+        if self._current is None:
+            today = org_today(self.organisation)
+            groups = TargetGroup.objects.filter(
+                organisation_id=self.organisation.id, end__gte=today
             )
-        have = set(subs.values_list("name", flat=True))
-        for sub in wanted_subs:
-            if sub not in have:
-                where = "the targets it names" if names else "any target"
-                out.append(Warning("unknown_sub_target", (
-                    f'No sub-target "{sub}" in {where}: targetMilestoneTrigger.contains("{sub}") '
-                    "is never true."
-                )))  # fmt: skip
-    return out
+            names = set(groups.values_list("name", flat=True))
+            names |= set(
+                Target.objects.filter(target_group__in=groups).values_list("name", flat=True)
+            )
+            self._current = names
+        return self._current
+
+    def sub_target_names(self, names: frozenset) -> set[str]:
+        """Sub-target names of the targets `names` names (by target or milestone), or of
+        every target when it names none."""
+        if names not in self._subs:
+            subs = SubTarget.objects.filter(target__organisation_id=self.organisation.id)
+            if names:
+                subs = subs.filter(
+                    Q(target__name__in=names) | Q(target__target_group__name__in=names)
+                )
+            self._subs[names] = set(subs.values_list("name", flat=True))
+        return self._subs[names]
 
 
-def _named(names):
-    from django.db.models import Q
-
-    return Q(name__in=names) | Q(target_group__name__in=names)
-
-
-def _current_names(organisation) -> set[str]:
-    """Target and milestone names of the organisation's live and upcoming milestones."""
-    from django.utils import timezone
-
-    today = timezone.now().astimezone(organisation.tzinfo).date()
-    groups = TargetGroup.objects.filter(organisation_id=organisation.id, end__gte=today)
-    names = set(groups.values_list("name", flat=True))
-    names |= set(Target.objects.filter(target_group__in=groups).values_list("name", flat=True))
-    return names
+def condition_warnings(
+    *, organisation, condition: str, activity: str = PromotionActivity.TARGET_PERIOD_ELAPSED
+) -> list[Warning]:
+    """What one condition will do (a doctor for one question)."""
+    return ConditionDoctor(organisation).warnings(condition, activity)
 
 
 def switch_change_affects(*, organisation, new_value: bool) -> list[dict]:
     """The active promotions on target events whose meaning changes when the award switch
     becomes `new_value`: every 'target period elapsed' promotion not yet ended (immediate
     events reach it or stop reaching it), each with what the doctor will then say."""
-    from django.utils import timezone
-
     from .models import Promotion
 
     if bool(organisation.award_when_target_achieved) == bool(new_value):
         return []
-    today = timezone.now().astimezone(organisation.tzinfo).date()
-    before = organisation.award_when_target_achieved
-    out = []
+    doctor = ConditionDoctor(organisation, switch=bool(new_value))
     qs = Promotion.objects.filter(
         organisation_id=organisation.id,
         is_active=True,
         activity=PromotionActivity.TARGET_PERIOD_ELAPSED,
-        end__gte=today,
+        end__gte=org_today(organisation),
     ).order_by("name")
-    try:
-        organisation.award_when_target_achieved = new_value
-        for promotion in qs:
-            out.append({
-                "id": promotion.id,
-                "name": promotion.name,
-                "warnings": [w.as_dict() for w in condition_warnings(
-                    organisation=organisation, condition=promotion.condition,
-                    activity=promotion.activity)],
-            })  # fmt: skip
-    finally:
-        organisation.award_when_target_achieved = before
-    return out
+    return [
+        {
+            "id": promotion.id,
+            "name": promotion.name,
+            "warnings": [
+                w.as_dict() for w in doctor.warnings(promotion.condition, promotion.activity)
+            ],
+        }
+        for promotion in qs
+    ]

@@ -150,3 +150,29 @@ def test_the_org_settings_answer_lists_the_promotions_whose_meaning_changes(
     assert [(a["name"], [w["code"] for w in a["warnings"]]) for a in affected] == [
         ("Any time", ["pays_twice"])
     ]
+
+
+def test_the_promotions_list_shows_the_doctor_column_at_a_fixed_cost(
+    org, live_group, promo, client, configurer
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    switch(org, True)
+    live_group("ABC")
+    dates = {"start": date(2026, 11, 1), "end": date(2027, 4, 30)}
+    client.force_login(configurer)
+
+    def listed():
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get("/admin/promotions/promotion/").content.decode()
+        return html, len(queries)
+
+    promo(REACHED_GE, name="P0", **dates)
+    html, few = listed()
+    assert "Condition doctor" in html and "no isTargetAchievedEvent clause" in html
+    for i in range(1, 6):
+        promo(REACHED_GE, name=f"P{i}", **dates)
+    html, many = listed()
+    assert html.count("no isTargetAchievedEvent clause") == 6
+    assert many == few  # the milestones are read once per page, not once per promotion

@@ -318,9 +318,21 @@ def test_repair_overflow_rebuilds_poisoned_progress(two_orgs, capsys):
     assert event.achieved is None and event.consumed_at is not None
 
 
-def test_repair_overflow_dry_run_changes_nothing(two_orgs, capsys):
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL refuses the write itself")
+def test_repair_overflow_dry_run_reports_and_changes_nothing(two_orgs, capsys):
+    _a, _b, ca, _cb = two_orgs
+    good = _activity(ca.organisation, ca, "old-good", 250)
+    activities_track(activity_ids=[good.id], now=WHEN)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE evaluation_progress SET achieved = 1.1e18 WHERE customer_id = %s", [ca.id]
+        )
     call_command("repair_overflow", "--dry-run")
-    assert "0 overflowed progress row(s)" in capsys.readouterr().out
+    assert "1 overflowed progress row(s), 1 customer(s), 1 milestone(s)" in capsys.readouterr().out
+    with connection.cursor() as cursor:  # still there: a dry run writes nothing
+        cursor.execute("SELECT count(*) FROM evaluation_progress WHERE achieved > 1e17")
+        assert cursor.fetchone()[0] == 1
+    assert Activity.objects.get(pk=good.pk).status == ActivityStatus.DONE
 
 
 # --- a person sees the reason and retries ---------------------------------------------------
