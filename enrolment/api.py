@@ -24,7 +24,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import IdFilter, OrgScopedMixin, Pagination, reject_nul, validation_error_to_dict
+from common.api import (
+    MAX_ID,
+    IdFilter,
+    OrgScopedMixin,
+    Pagination,
+    reject_nul,
+    validation_error_to_dict,
+)
 from common.csv_safe import csv_cell
 from common.permissions import ALL_ROLES
 from milestones.models import Role, TargetGroup
@@ -393,7 +400,7 @@ class AudienceGroupIn(ListUploadIn):
         '"achieved": true}]}`.',
     )  # fmt: skip
     sources = serializers.ListField(
-        child=serializers.IntegerField(), required=False,
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
         help_text="A merge group's source groups (ids).",
     )  # fmt: skip
 

@@ -241,3 +241,14 @@ def test_a_full_list_is_looked_up_in_a_few_queries_and_reports_its_first_problem
     )
     assert ok.status_code == 201 and ok.json()["member_count"] == 1
     assert AudienceGroup.objects.get(name="Known").memberships.get().customer_id == known.id
+
+
+def test_a_merge_source_id_out_of_range_is_a_400_not_a_500(api, configurer):
+    """Found by the schema fuzzer: an id past 64 bits overflowed the database lookup."""
+    response = api(configurer).post(
+        "/api/v1/audience-groups/",
+        {"name": "Merged", "kind": "merge", "sources": [203, -56826005781544569929728]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "sources" in response.json()
