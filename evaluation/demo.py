@@ -9,8 +9,11 @@ from .models import Activity, ActivityStatus, ActivityType
 from .tracking import activities_track
 
 
-def load_demo_activities(sender=None, organisation=None, **kwargs) -> None:
-    """milestones.signals.demo_loaded: a few weeks of activities for the demo milestones."""
+def load_demo_activities(sender=None, organisation=None, stage="activity", **kwargs) -> None:
+    """milestones.signals.demo_loaded (stage "activity"): a few weeks of activities for the
+    demo milestones."""
+    if stage != "activity":
+        return
     org = organisation
     if Activity.objects.filter(organisation=org, external_id__startswith="demo-").exists():
         return

@@ -4,7 +4,7 @@ from django.db import transaction
 
 from . import services
 from .models import Organisation, Role, Store, User
-from .signals import demo_loaded
+from .signals import DEMO_STAGES, demo_loaded
 
 DEMO_USERS = [
     ("configurer", "configurer-demo-pass", Role.CONFIGURER),
@@ -83,5 +83,6 @@ def load_demo():
         User.objects.create_superuser("ops", "ops@localhost", "ops-demo-pass")
     logins.append(("ops", "ops-demo-pass", "superuser", "-"))
     load_demo_milestones(org, User.objects.get(username="configurer"))
-    demo_loaded.send(sender=Organisation, organisation=org)
+    for stage in DEMO_STAGES:
+        demo_loaded.send(sender=Organisation, organisation=org, stage=stage)
     return logins

@@ -32,6 +32,10 @@ award_switch_changing = Signal()
 # Each receiver answers a dict of extra fields (enrolment: the audience group, the counts).
 enrolment_summary_requested = Signal()
 
-# Sent when the demo data's milestones exist (`manage.py seed_demo`). kwargs: organisation.
-# The apps above add their part (evaluation: activities; promotions: a promotion, ...).
+# Sent when the demo data's milestones exist (`manage.py seed_demo`), once per stage, in
+# order: kwargs organisation, stage. The apps above add their part at their stage:
+#   "configure" (promotions: promotions, a coupon series, a sub-target message),
+#   "activity"  (evaluation: a few weeks of activities, tracked),
+#   "settle"    (promotions: pay the events those activities wrote, so awards show at once).
 demo_loaded = Signal()
+DEMO_STAGES = ("configure", "activity", "settle")

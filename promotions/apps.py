@@ -9,12 +9,14 @@ class PromotionsConfig(AppConfig):
         from evaluation.signals import activities_tracked, cycles_evaluated, timeline_actions
         from milestones.signals import (
             award_switch_changing,
+            demo_loaded,
             target_group_saved,
             target_rename_check,
             target_renamed,
         )
 
         from . import receivers, tasks
+        from .demo import load_demo_promotions
 
         # The outbox: consume new target events after tracking and after cycle-end evaluation.
         activities_tracked.connect(tasks.on_tracking, dispatch_uid="promotions-consume-tracked")
@@ -39,3 +41,4 @@ class PromotionsConfig(AppConfig):
         target_renamed.connect(
             receivers.on_target_renamed, dispatch_uid="promotions-target-renamed"
         )
+        demo_loaded.connect(load_demo_promotions, dispatch_uid="promotions-demo")

@@ -444,7 +444,8 @@ def test_the_milestones_page_query_count_does_not_grow_with_cycles(
     html = response.content.decode()
     assert html.count('<a class="mc-pane') == 20 and html.count('<li class="mc-cycle ') == 12
     assert text_of(html).count("600 of 1,000 (60.0%)") == 12
-    assert len(few) <= 12, [q["sql"] for q in few.captured_queries]
+    # 13: the session, the user, its organisation (the time zone every page is shown in), ...
+    assert len(few) <= 13, [q["sql"] for q in few.captured_queries]
     # a pane's details (clicked): the same reads, whichever target and however many cycles
     last = Enrolment.objects.filter(customer=big).order_by("-target_group_id").first()
     url = f"/care/customers/{big.pk}/milestones/{last.target_group.targets.get().pk}/"

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 
 from evaluation.models import Progress
@@ -29,3 +31,26 @@ def test_demo_data_has_a_user_per_role_milestones_of_each_cycle_type_and_progres
     assert Progress.objects.filter(customer__mobile="9000000001").exists()
     load_demo()  # idempotent
     assert TargetGroup.objects.filter(organisation__slug="demo").count() == 5
+
+
+def test_demo_data_shows_the_whole_loop_points_a_coupon_and_a_sub_target_message():
+    from promotions.models import Award, Coupon, Message
+
+    load_demo()
+    points = Award.objects.filter(
+        organisation__slug="demo", promotion__name__startswith="Demo: 200 points"
+    )
+    # Ravi and Meera reach the monthly spend target; Asha does not
+    assert sorted(points.values_list("customer__name", "points")) == [
+        ("Meera", Decimal(200)),
+        ("Ravi", Decimal(200)),
+    ]
+    coupons = Coupon.objects.filter(series__code="DEMO-THANKS", customer__isnull=False)
+    assert sorted(coupons.values_list("customer__name", flat=True)) == ["Meera", "Ravi"]
+    bodies = list(Message.objects.filter(customer__name="Ravi").values_list("body", flat=True))
+    code = coupons.get(customer__name="Ravi").code
+    assert bodies == [
+        f"Hi Ravi, you reached Half tank in Demo: catalyze petrol: your coupon is {code}."
+    ]
+    load_demo()  # idempotent: nothing paid twice
+    assert points.count() == 2 and coupons.count() == 2
