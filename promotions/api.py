@@ -11,6 +11,7 @@ from common.api import IdFilter, OrgScopedMixin
 from common.permissions import ALL_ROLES, CONFIG_ROLES
 
 from . import services
+from .caps import spend_for, with_spend
 from .doctor import ConditionDoctor
 from .models import (
     ActionType,
@@ -124,6 +125,39 @@ def action_out(action) -> dict:
     return out
 
 
+class CapsSerializer(serializers.Serializer):
+    """Budget caps; null or absent: no cap. An award a cap refuses is `capped`, with a reason."""
+
+    points_total = serializers.DecimalField(
+        **AMOUNT, source="cap_points_total", required=False, allow_null=True, min_value=0,
+        help_text="Most points the promotion pays in all.",
+    )  # fmt: skip
+    coupons_total = serializers.IntegerField(
+        source="cap_coupons_total", required=False, allow_null=True, min_value=0,
+        max_value=2**31 - 1, help_text="Most coupons the promotion issues in all.",
+    )  # fmt: skip
+    points_per_customer_per_cycle = serializers.DecimalField(
+        **AMOUNT, source="cap_points_per_customer_per_cycle", required=False, allow_null=True,
+        min_value=0, help_text="Most points one customer gets from it in one cycle of a milestone.",
+    )  # fmt: skip
+    spent = serializers.SerializerMethodField(
+        help_text='What it has given so far: `{"points": x, "coupons": n}` (done awards).'
+    )
+
+    @extend_schema_field(
+        inline_serializer(
+            "CapSpend",
+            {
+                "points": serializers.DecimalField(**AMOUNT, help_text="Points paid."),
+                "coupons": serializers.IntegerField(help_text="Coupons issued."),
+            },
+        )
+    )
+    def get_spent(self, promotion) -> dict:
+        spend = spend_for(promotion)
+        return {"points": spend.points, "coupons": spend.coupons}
+
+
 class PromotionSerializer(serializers.ModelSerializer):
     activity = serializers.ChoiceField(
         choices=PromotionActivity.choices,
@@ -147,11 +181,15 @@ class PromotionSerializer(serializers.ModelSerializer):
         help_text="What the condition doctor found: conditions that would never pay or pay "
         "twice with the organisation's award switch and milestones. Never blocks a save."
     )
+    caps = CapsSerializer(
+        source="*", required=False,
+        help_text="Budget caps: total points, total coupons, points per customer per cycle.",
+    )  # fmt: skip
 
     class Meta:
         model = Promotion
         fields = ["id", "name", "description", "activity", "start", "end", "is_active", "condition",
-                  "actions", "milestones", "warnings", "created_at", "updated_at"]  # fmt: skip
+                  "actions", "caps", "milestones", "warnings", "created_at", "updated_at"]  # fmt: skip
         read_only_fields = ["id", "milestones", "warnings", "created_at", "updated_at"]
         # Uniqueness is checked by the service (full_clean), with the organisation.
         validators = []
@@ -209,7 +247,7 @@ class PromotionViewSet(OrgScopedMixin, viewsets.ModelViewSet):
     """Loyalty promotions on target activities. A condition that does not parse is a 400
     naming the position of the error; so is a promotion shorter than a milestone it names."""
 
-    queryset = (
+    queryset = with_spend(
         Promotion.objects.select_related("organisation")
         .prefetch_related("actions__series")
         .order_by("id")
@@ -244,7 +282,9 @@ class PromotionViewSet(OrgScopedMixin, viewsets.ModelViewSet):
 class AwardSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The award's id.")
     type = serializers.CharField(help_text="award_points | issue_coupon | send_message")
-    status = serializers.CharField(help_text="done | failed | skipped")
+    status = serializers.CharField(
+        help_text="done | failed | skipped | capped (a budget cap refused it; see `reason`)"
+    )
     customer = serializers.IntegerField(source="customer_id", help_text="The customer's id.")
     promotion = serializers.IntegerField(source="promotion_id", help_text="The promotion's id.")
     promotion_name = serializers.CharField(
@@ -284,7 +324,10 @@ class AwardSerializer(serializers.Serializer):
     coupon_code = serializers.CharField(help_text="The coupon issued (issue_coupon).")
     channel = serializers.CharField(help_text="sms | email (send_message).")
     message = serializers.CharField(help_text="The message sent (send_message).")
-    error = serializers.CharField(help_text="Why the action failed or was skipped.")
+    error = serializers.CharField(help_text="Why the action failed, was skipped or capped.")
+    reason = serializers.CharField(
+        source="error", help_text="Why nothing was given (failed, skipped, capped); empty if done."
+    )
     awarded_at = serializers.DateTimeField(help_text="When the action ran.")
     created_at = serializers.DateTimeField(help_text="When the ledger recorded it.")
 

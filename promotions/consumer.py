@@ -34,7 +34,7 @@ from common import retry as retry_policy
 from evaluation.models import Activity, ActivityType, TargetEvent, TargetEventType
 from rules import RuleContext, RuleError
 
-from . import messaging
+from . import caps, messaging
 from .models import (
     EVENT_ACTIVITIES,
     IMMEDIATE_EVENTS,
@@ -397,6 +397,11 @@ class _EventRun:
                 points_type=action.points_type,
                 error="Nothing to award: the points come to 0.",
             )
+        refused = caps.cap_refusal(
+            promotion=promotion, action_type=action.type, event=event, points=points
+        )
+        if refused:
+            return self._capped(promotion, action, refused, points_type=action.points_type)
         expires = (
             self.today + timedelta(days=action.expiry_days)
             if action.expiry_days is not None
@@ -413,11 +418,16 @@ class _EventRun:
             till=till,
             depth=self.depth,
         )
+        caps.warn_near_caps(promotion=promotion)
         if feed_enabled() and self.depth < feed_max_depth():
             award.fed_activity = self._feed(award, promotion)
             if award.fed_activity:
                 award.save(update_fields=["fed_activity"])
         return award
+
+    def _capped(self, promotion, action, reason: str, **fields) -> Award:
+        """A cap refused the action: a ledger row that says so, and nothing given."""
+        return self._row(promotion, action, status=AwardStatus.CAPPED, error=reason, **fields)
 
     def _feed(self, award: Award, promotion: Promotion) -> str:
         """Write the points back as a `points` activity (tracked like any other)."""
@@ -451,6 +461,9 @@ class _EventRun:
         return external_id
 
     def _coupon(self, promotion, action) -> Award:
+        refused = caps.cap_refusal(promotion=promotion, action_type=action.type, event=self.event)
+        if refused:
+            return self._capped(promotion, action, refused)
         series = action.series
         coupon = claim_coupon(series=series, customer_id=self.event.customer_id, now=self.now)
         if coupon is None:
@@ -462,7 +475,7 @@ class _EventRun:
                 "nothing was issued.",
             )
         expires = self.today + timedelta(days=series.valid_days) if series.valid_days else None
-        return self._row(
+        award = self._row(
             promotion,
             action,
             status=AwardStatus.DONE,
@@ -470,6 +483,8 @@ class _EventRun:
             coupon_code=coupon.code,
             expires_on=expires,
         )
+        caps.warn_near_caps(promotion=promotion)
+        return award
 
     def _message(self, promotion, action, state) -> Award:
         event = self.event

@@ -94,16 +94,42 @@ class Promotion(models.Model):
         help_text='A rule on currentEvent, e.g. currentEvent.targetAchieved("ABC") > '
         'currentEvent.targetDefined("ABC") && currentEvent.isTargetAchievedEvent == true',
     )
+    # Budget caps (blank: no cap). An award that would pass one is recorded as `capped`.
+    cap_points_total = models.DecimalField(
+        max_digits=18, decimal_places=4, null=True, blank=True,
+        help_text="Most points the promotion pays in all.",
+    )  # fmt: skip
+    cap_coupons_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most coupons the promotion issues in all."
+    )
+    cap_points_per_customer_per_cycle = models.DecimalField(
+        max_digits=18, decimal_places=4, null=True, blank=True,
+        help_text="Most points one customer gets from it in one cycle of a milestone.",
+    )  # fmt: skip
+    cap_warned = models.JSONField(
+        default=dict, blank=True,
+        help_text="The caps whose 80 % warning was sent (cap name -> when), so it is sent once.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    CAP_FIELDS = ("cap_points_total", "cap_coupons_total", "cap_points_per_customer_per_cycle")
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["organisation", "name"], name="promotion_name_unique_per_org"
+            ),
+            models.CheckConstraint(
+                condition=(Q(cap_points_total__isnull=True) | Q(cap_points_total__gte=0))
+                & (
+                    Q(cap_points_per_customer_per_cycle__isnull=True)
+                    | Q(cap_points_per_customer_per_cycle__gte=0)
+                ),
+                name="promotion_caps_not_negative",
             ),
             models.CheckConstraint(
                 condition=Q(end__gte=F("start")), name="promotion_end_after_start"
@@ -117,6 +143,10 @@ class Promotion(models.Model):
 
     def rule(self):
         return compile_rule(self.condition, purpose="promotion")
+
+    @property
+    def has_caps(self) -> bool:
+        return any(getattr(self, f) is not None for f in self.CAP_FIELDS)
 
     def is_live_on(self, day) -> bool:
         return self.is_active and self.start <= day <= self.end
@@ -337,6 +367,7 @@ class AwardStatus(models.TextChoices):
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped (nothing to give)"
+    CAPPED = "capped", "Capped (a budget cap was reached; nothing given)"
 
 
 class Award(models.Model):
