@@ -471,7 +471,7 @@ class TimelineAction(serializers.Serializer):
     type = serializers.CharField(help_text="award_points | issue_coupon | send_message")
     promotion = serializers.CharField(help_text="The promotion's name.")
     promotion_id = serializers.IntegerField(help_text="The promotion's id.")
-    status = serializers.CharField(help_text="done | failed | skipped")
+    status = serializers.CharField(help_text="done | failed | skipped | capped")
     points = serializers.FloatField(allow_null=True, help_text="Points awarded (award_points).")
     points_type = serializers.CharField(
         allow_null=True, allow_blank=True, help_text="regular | promotional (award_points)."
@@ -529,6 +529,26 @@ class CycleProgress(serializers.Serializer):
     actions = TimelineAction(
         many=True, help_text="What promotions did for this cycle's events (all of them)."
     )
+    remaining = serializers.FloatField(
+        allow_null=True, help_text="Ongoing cycle: what is still to reach (0 once reached)."
+    )
+    days_left = serializers.IntegerField(
+        allow_null=True,
+        help_text="Ongoing cycle: days from today to its last day, both included (organisation's "
+        "time zone); null outside an ongoing cycle or with no end date.",
+    )
+    required_daily_pace = serializers.FloatField(
+        allow_null=True, help_text="Ongoing cycle: `remaining / days_left`, per day."
+    )
+    pace_so_far = serializers.FloatField(
+        allow_null=True,
+        help_text="Ongoing cycle: what was achieved per day so far (first day to today).",
+    )
+    on_track = serializers.BooleanField(
+        allow_null=True,
+        help_text="Ongoing cycle: reached, or the pace so far, kept up, reaches the target by "
+        "the last day.",
+    )
 
 
 class CustomerMilestone(serializers.Serializer):
@@ -580,6 +600,9 @@ class CustomerMilestonesView(APIView):
             for cycle in entry["cycles"]:
                 cycle["target"] = float(cycle["target"])
                 cycle["achieved"] = float(cycle["achieved"])
+                for key in ("remaining", "required_daily_pace", "pace_so_far"):
+                    if cycle[key] is not None:
+                        cycle[key] = float(cycle[key])
                 for sub in cycle["sub_targets"]:
                     sub["value"] = float(sub["value"])
         return Response(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import timezone
 
@@ -28,6 +29,45 @@ def cycle_status(start, end, now, achieved_at=None, till=False) -> str:
     if start <= now:
         return "ongoing"
     return "upcoming"
+
+
+PACE_PLACES = Decimal("0.0001")
+
+
+def cycle_pace(*, start, end, status: str, target, achieved, now: datetime, tz) -> dict:
+    """How an ongoing cycle is going, by calendar days in the organisation's time zone
+    (today counts as a day elapsed and as a day left):
+
+    - `remaining`: what is still to reach (0 once reached);
+    - `days_left`: days from today to the cycle's last day, both included;
+    - `required_daily_pace`: `remaining / days_left`;
+    - `pace_so_far`: `achieved / days elapsed` (from the first day to today, both included);
+    - `on_track`: reached, or the pace so far, kept up, reaches the target by the last day.
+
+    Every field is null outside an ongoing cycle, and the day-based ones in a cycle with no
+    end (till-achievement)."""
+    blank = dict.fromkeys(
+        ("remaining", "days_left", "required_daily_pace", "pace_so_far", "on_track")
+    )
+    if status != "ongoing":
+        return blank
+    target, achieved = Decimal(target or 0), Decimal(achieved or 0)
+    remaining = max(target - achieved, Decimal(0))
+    out = {**blank, "remaining": remaining, "on_track": remaining == 0 or None}
+    if end is None:
+        return out
+    today = now.astimezone(tz).date()
+    days_left = max((end - today).days + 1, 1)
+    elapsed = max((today - start).days + 1, 1)
+    required = (remaining / days_left).quantize(PACE_PLACES, ROUND_HALF_UP)
+    so_far = (achieved / elapsed).quantize(PACE_PLACES, ROUND_HALF_UP)
+    return {
+        "remaining": remaining,
+        "days_left": days_left,
+        "required_daily_pace": required,
+        "pace_so_far": so_far,
+        "on_track": remaining == 0 or achieved + (achieved / elapsed) * days_left >= target,
+    }
 
 
 def customer_milestones(*, customer, now: datetime | None = None) -> list[dict]:
@@ -100,21 +140,31 @@ def customer_milestones(*, customer, now: datetime | None = None) -> list[dict]:
                 for eid in cycle_events.get((target.id, ordinal), [])
                 for a in actions.get(eid, [])
             ]
+            first_day, last_day = start.astimezone(tz).date(), display_end(end, tz) if end else None
+            status = cycle_status(start, end, now, p.achieved_at if p else None, till=till)
+            achieved = p.achieved if p else 0
             rows.append(
                 {
                     "ordinal": ordinal,
                     "name": period.name if period else f"{group.name} C{ordinal}",
-                    "start": start.astimezone(tz).date(),
-                    "end": display_end(end, tz) if end else None,
-                    "status": cycle_status(
-                        start, end, now, p.achieved_at if p else None, till=till
-                    ),
+                    "start": first_day,
+                    "end": last_day,
+                    "status": status,
                     "target": defined,
-                    "achieved": p.achieved if p else 0,
+                    "achieved": achieved,
                     "achieved_at": p.achieved_at if p else None,
                     "is_achieved": bool(p and p.achieved_at),
                     "sub_targets": subs,
                     "actions": cycle_actions,
+                    **cycle_pace(
+                        start=first_day,
+                        end=last_day,
+                        status=status,
+                        target=defined,
+                        achieved=achieved,
+                        now=now,
+                        tz=tz,
+                    ),  # fmt: skip
                 }
             )
         if cycles:
