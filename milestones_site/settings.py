@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "enrolment",
     "evaluation",
     "promotions",
+    "webhooks",
+    "simulations",
     "membercare",
     "milestones_site.apps.SiteConfig",
     "axes",

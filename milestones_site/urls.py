@@ -81,5 +81,7 @@ urlpatterns = [
     path("api/v1/", include("enrolment.urls")),
     path("api/v1/", include("evaluation.urls")),
     path("api/v1/", include("promotions.urls")),
+    path("api/v1/", include("webhooks.urls")),
+    path("api/v1/", include("simulations.urls")),
     path("care/", include("membercare.urls")),
 ]

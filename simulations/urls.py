@@ -1,0 +1,3 @@
+"""API routes of the simulations app."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""API routes of the webhooks app."""
+
+urlpatterns: list = []
