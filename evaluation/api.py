@@ -29,6 +29,7 @@ from common.api import (
     reject_nul,
 )
 from common.permissions import ALL_ROLES
+from common.replica import ReplicaReadsMixin
 from enrolment.models import Customer
 from milestones.catalogue import CUSTOMER_EVENTS
 from milestones.models import Role, Target, TargetGroup
@@ -579,7 +580,7 @@ class CustomerMilestone(serializers.Serializer):
     cycles = CycleProgress(many=True, help_text="Every cycle, first to last.")
 
 
-class CustomerMilestonesView(APIView):
+class CustomerMilestonesView(ReplicaReadsMixin, APIView):
     """Every target the customer is in, cycle by cycle (completed | ongoing | upcoming)."""
 
     read_roles = ALL_ROLES
@@ -689,7 +690,7 @@ def _paging(request, *, default_limit: int, max_limit: int) -> tuple[int, int]:
     return limit, offset
 
 
-class LeaderboardView(APIView):
+class LeaderboardView(ReplicaReadsMixin, APIView):
     """Top N of a target in one cycle (`?period=` name, 'P2', or the current cycle; `?limit=`
     up to 100, `?offset=`). Ties share a rank (1, 1, 3), ordered by who got there first.
     404 unless the milestone has the leaderboard enabled."""
@@ -722,7 +723,7 @@ class LeaderboardView(APIView):
         return Response(rows)
 
 
-class CustomerRanksView(APIView):
+class CustomerRanksView(ReplicaReadsMixin, APIView):
     """The customer's live rank in every target with a leaderboard (up to 25 at a time)."""
 
     read_roles = ALL_ROLES

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "import_export",
     "django_htmx",
+    "django_prometheus",
     "milestones",
     "enrolment",
     "evaluation",
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request rates and latencies for /metrics (first and last, as django-prometheus asks).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -65,6 +68,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as its documentation asks: turns a locked-out sign-in into the lockout answer.
     "axes.middleware.AxesMiddleware",
+    # After a write, this browser reads the primary for a few seconds (read your writes).
+    "common.replica.ReadYourWritesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # Axes first: it refuses a locked-out username+address before the password is checked.
@@ -120,6 +126,19 @@ else:
 # One test database per test run (the process id), so concurrent runs never share one.
 _db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", _TEST_NAME)
 DATABASES = {"default": _db}
+# A read replica (a streaming standby): read-only pages and endpoints read from it, see
+# common/replica.py. In tests it mirrors the test database, which the standby replicates.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    _replica = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+    _replica.setdefault("OPTIONS", {})["connect_timeout"] = 3
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["common.replica.ReplicaRouter"]
+REPLICA_STICKY_SECONDS = env_int("REPLICA_STICKY_SECONDS", 15)
+REPLICA_RETRY_SECONDS = env_int("REPLICA_RETRY_SECONDS", 30)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = _db["ENGINE"].endswith("postgresql")
 
@@ -354,3 +373,8 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 # process sees it), in a folder of its own, under a random name signed for its uploader: no
 # other name is read or deleted (common.admin.ImportTempStorage, UploaderBoundImport).
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "common.admin.ImportTempStorage"
+
+# --- Operations: /metrics and /health/ (see milestones_site/metrics.py) -----------------------
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = tuple(env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"]))
+HEALTH_MAX_TRACKING_LAG_SECONDS = env_int("HEALTH_MAX_TRACKING_LAG_SECONDS", 600)

@@ -7,10 +7,7 @@ from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from milestones.tokens import TokenRevokeView
-
-
-def health(request):
-    return JsonResponse({"status": "ok"})
+from milestones_site.metrics import health_view, metrics_view
 
 
 def not_found(request, exception):
@@ -71,7 +68,8 @@ def admin_index(request, extra_context=None):
 
 urlpatterns = [
     path("", start),
-    path("health/", health, name="health"),
+    path("health/", health_view, name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.admin_view(admin_index)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
