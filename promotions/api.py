@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from common.api import IdFilter, OrgScopedMixin
 from common.permissions import ALL_ROLES, CONFIG_ROLES
+from milestones.models import TargetGroup
 
 from . import services
 from .caps import spend_for, with_spend
 from .doctor import ConditionDoctor
+from .forecast import milestone_forecast
 from .models import (
     ActionType,
     Award,
@@ -422,3 +426,40 @@ class CouponSeriesViewSet(
             generate=data.get("generate") or 0,
         )
         return Response(self.get_serializer(series).data, status=status.HTTP_201_CREATED)
+
+
+class ForecastView(APIView):
+    """The forecast of a live milestone's current cycle: who will reach each target and
+    sub-target by the cycle's end, and the liability, paid apart from projected (see
+    docs/simulation.md, "Forecast")."""
+
+    read_roles = ALL_ROLES
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "MilestoneForecast",
+                {
+                    "cycle": serializers.DictField(
+                        allow_null=True,
+                        help_text="The running cycle: ordinal, name, start, end, elapsed_share; "
+                        "null when none runs (see `reason`).",
+                    ),
+                    "reason": serializers.CharField(help_text="Why there is no forecast, if none."),
+                    "targets": serializers.ListField(
+                        child=serializers.DictField(),
+                        help_text="Per target: customers, achieved_so_far, on_pace, "
+                        "expected_achievers, sub_targets [{name, reached_so_far, on_pace}], "
+                        "liability {paid {points, coupons}, projected_total {points, coupons}}.",
+                    ),
+                },
+            )
+        }
+    )
+    def get(self, request, pk: int):
+        group = get_object_or_404(
+            TargetGroup.objects.select_related("organisation"),
+            pk=pk,
+            organisation_id=request.user.organisation_id,
+        )
+        return Response(milestone_forecast(group))

@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import api
@@ -7,4 +8,9 @@ router.register("promotions", api.PromotionViewSet, basename="promotion")
 router.register("awards", api.AwardViewSet, basename="award")
 router.register("coupon-series", api.CouponSeriesViewSet, basename="coupon-series")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path(
+        "target-groups/<int:pk>/forecast/", api.ForecastView.as_view(), name="target-group-forecast"
+    ),
+]
