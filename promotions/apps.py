@@ -15,7 +15,7 @@ class PromotionsConfig(AppConfig):
             target_renamed,
         )
 
-        from . import receivers, tasks
+        from . import admin_delivery, receivers, tasks  # noqa: F401 - admin_delivery registers
         from .demo import load_demo_promotions
 
         # The outbox: consume new target events after tracking and after cycle-end evaluation.

@@ -35,6 +35,7 @@ from .models import (
     Communication,
     CommunicationDelivery,
     CommunicationKind,
+    DeliverySettings,
     Message,
     MessageStatus,
     TargetValueSeen,
@@ -109,9 +110,11 @@ def message_write(
     subject: str = "",
     award=None,
     communication=None,
+    sender: str = "",
+    send_after: datetime | None = None,
 ) -> Message:
     """Write one message to the outbox (raises NoRecipient). Emails are queued for sending
-    after the transaction commits."""
+    after the transaction commits; one with a later `send_after` waits for the sweep."""
     message = Message.objects.create(
         organisation_id=customer.organisation_id,
         customer=customer,
@@ -121,8 +124,10 @@ def message_write(
         body=body,
         award=award,
         communication=communication,
+        sender=sender,
+        send_after=send_after,
     )
-    if channel == Channel.EMAIL:
+    if channel == Channel.EMAIL and (send_after is None or send_after <= timezone.now()):
         queue_email(message.id)
     return message
 
@@ -141,7 +146,9 @@ def queue_email(message_id: int) -> None:
 
 def messages_send(*, message_ids=None, limit: int = 500) -> int:
     """Send pending emails (all pending ones when no ids). Returns how many were sent."""
-    qs = Message.objects.filter(channel=Channel.EMAIL, status=MessageStatus.PENDING)
+    qs = Message.objects.filter(channel=Channel.EMAIL, status=MessageStatus.PENDING).filter(
+        Q(send_after__isnull=True) | Q(send_after__lte=timezone.now())
+    )
     if message_ids is not None:
         qs = qs.filter(id__in=message_ids)
     sent = 0
@@ -157,7 +164,7 @@ def messages_send(*, message_ids=None, limit: int = 500) -> int:
             send_mail(
                 message.subject or "A message from your loyalty programme",
                 message.body,
-                settings.DEFAULT_FROM_EMAIL,
+                message.sender or settings.DEFAULT_FROM_EMAIL,
                 [message.recipient],
             )
         except Exception as exc:  # noqa: BLE001 - any backend failure: retry later, then give up
@@ -185,6 +192,14 @@ def messages_release_stale(*, now: datetime | None = None) -> int:
 # --- communications ---------------------------------------------------------------------
 
 
+def delivery_settings_for(target_group_id: int) -> DeliverySettings | None:
+    return (
+        DeliverySettings.objects.select_related("sms_sender", "email_sender")
+        .filter(target_group_id=target_group_id)
+        .first()
+    )
+
+
 def communication_deliver(
     *, communication: Communication, customer: Customer, cycle_ordinal: int, values: dict, key=""
 ) -> Message | None:
@@ -203,6 +218,7 @@ def communication_deliver(
         return None
     body = render(communication.template, values)
     subject = render(communication.subject, values) if communication.subject else ""
+    delivery_settings = delivery_settings_for(communication.target_group_id)
     try:
         message = message_write(
             customer=customer,
@@ -210,6 +226,10 @@ def communication_deliver(
             body=body,
             subject=subject,
             communication=communication,
+            sender=delivery_settings.sender_for(communication.channel) if delivery_settings else "",
+            send_after=timezone.now() + timedelta(hours=delivery_settings.delivery_offset_hours)
+            if delivery_settings and delivery_settings.delivery_offset_hours
+            else None,
         )
     except NoRecipient:
         return None

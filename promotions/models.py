@@ -485,9 +485,119 @@ class Communication(models.Model):
             raise ValidationError({"template": [str(exc)]})
 
 
+SMS_SENDER_RE = r"^(?:[A-Za-z0-9]{3,11}|\+?[0-9]{3,15})$"
+
+
+class Sender(models.Model):
+    """A sender the organisation may send as: an SMS sender id ("ACMEIN", or a number) or an
+    email address with its display name. Milestones pick theirs in their delivery settings."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    sender_id = models.CharField(
+        max_length=254,
+        help_text="SMS: 3 to 11 letters and digits, or a number. Email: the address.",
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="Email: the sender's name.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "channel", "sender_id"], name="sender_unique_per_org"
+            )
+        ]
+        ordering = ["channel", "sender_id"]
+
+    def __str__(self):
+        if self.channel == Channel.EMAIL and self.name:
+            return f"{self.name} <{self.sender_id}> (email)"
+        return f"{self.sender_id} ({self.get_channel_display()})"
+
+    def clean(self):
+        import re
+
+        from django.core.validators import validate_email
+
+        if self.channel == Channel.SMS and not re.match(SMS_SENDER_RE, self.sender_id or ""):
+            raise ValidationError(
+                {"sender_id": ["An SMS sender id is 3 to 11 letters and digits, or a number."]}
+            )
+        if self.channel == Channel.EMAIL:
+            try:
+                validate_email(self.sender_id)
+            except ValidationError:
+                raise ValidationError({"sender_id": ["An email sender id is an email address."]})
+        if self.channel == Channel.SMS and self.name:
+            raise ValidationError({"name": ["Only an email sender has a name."]})
+
+    @property
+    def from_header(self) -> str:
+        """What a message's sender field holds: the SMS id, or `Name <address>`."""
+        if self.channel == Channel.EMAIL and self.name:
+            from email.utils import formataddr
+
+            return formataddr((self.name, self.sender_id))
+        return self.sender_id
+
+
+MAX_OFFSET_HOURS = 720
+
+
+class DeliverySettings(models.Model):
+    """A milestone's delivery settings for its communications (reference 004: "Delivery
+    settings": SMS sender details, email sender details, delivery offset)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    target_group = models.OneToOneField(
+        TargetGroup, on_delete=models.CASCADE, related_name="delivery_settings"
+    )
+    sms_sender = models.ForeignKey(
+        Sender, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        limit_choices_to={"channel": Channel.SMS}, verbose_name="SMS sender id",
+    )  # fmt: skip
+    email_sender = models.ForeignKey(
+        Sender, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        limit_choices_to={"channel": Channel.EMAIL}, verbose_name="Email sender",
+    )  # fmt: skip
+    delivery_offset_hours = models.PositiveIntegerField(
+        default=0,
+        help_text=f"Send each communication this many hours after its trigger (0 to "
+        f"{MAX_OFFSET_HOURS}).",
+    )
+
+    class Meta:
+        verbose_name_plural = "delivery settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(delivery_offset_hours__lte=MAX_OFFSET_HOURS),
+                name="delivery_offset_at_most_30_days",
+            )
+        ]
+
+    def __str__(self):
+        return f"Delivery settings of {self.target_group}"
+
+    def clean(self):
+        errors = {}
+        if self.delivery_offset_hours is not None and self.delivery_offset_hours > MAX_OFFSET_HOURS:
+            errors["delivery_offset_hours"] = [f"At most {MAX_OFFSET_HOURS} hours (30 days)."]
+        for field, channel in (("sms_sender", Channel.SMS), ("email_sender", Channel.EMAIL)):
+            sender = getattr(self, field)
+            if sender is not None and (
+                sender.channel != channel or sender.organisation_id != self.organisation_id
+            ):
+                errors[field] = [f"Choose one of the organisation's {channel} senders."]
+        if errors:
+            raise ValidationError(errors)
+
+    def sender_for(self, channel: str) -> str:
+        sender = self.sms_sender if channel == Channel.SMS else self.email_sender
+        return sender.from_header if sender is not None else ""
+
+
 class Message(models.Model):
     """The outbox of messages: emails are sent through Django's email backend; SMS rows wait
-    here for the SMS gateway (status pending)."""
+    here for the SMS gateway (status pending). `send_after`: not before (a delivery offset)."""
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
@@ -506,6 +616,10 @@ class Message(models.Model):
     communication = models.ForeignKey(
         Communication, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
+    sender = models.CharField(
+        max_length=254, blank=True, help_text="The SMS sender id or the email From; blank: default."
+    )
+    send_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
