@@ -13,12 +13,15 @@ from promotions.models import DeliverySettings, Message, Sender
 from promotions.services import communication_set
 from tests.factories import OrganisationFactory
 
-from .test_communications import MARCH_2, b2b  # noqa: F401 - the fixture
+from . import test_communications
+
+MARCH_2 = test_communications.MARCH_2
+b2b = test_communications.b2b  # the fixture
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_milestone_s_senders_and_offset_reach_its_messages(b2b, org):  # noqa: F811
+def test_the_milestone_s_senders_and_offset_reach_its_messages(b2b, org):
     group, asha, _bala = b2b
     sms = Sender.objects.create(organisation=org, channel="sms", sender_id="ACMEIN")
     email = Sender.objects.create(
@@ -45,7 +48,7 @@ def test_the_milestone_s_senders_and_offset_reach_its_messages(b2b, org):  # noq
     assert mail.outbox[0].from_email == "Acme Rewards <rewards@acme.test>"
 
 
-def test_without_settings_messages_go_at_once_from_the_default_sender(b2b):  # noqa: F811
+def test_without_settings_messages_go_at_once_from_the_default_sender(b2b):
     group, _a, _b = b2b
     communication_set(target_group=group, kind="period_start", channel="email",
                       template="Hi", subject="Started")  # fmt: skip
@@ -69,7 +72,7 @@ def test_settings_pick_only_the_organisation_s_senders_of_the_right_channel(
     b2b,
     org,
     admin_client_for,
-    configurer,  # noqa: F811
+    configurer,
 ):
     group, _a, _b = b2b
     Sender.objects.create(organisation=org, channel="sms", sender_id="ACMEIN")
