@@ -353,3 +353,20 @@ class ReadOnlyAdmin(OrgScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class InOrganisationAdmin(OrgScopedAdmin):
+    """A new row belongs to the configurer's organisation before it is validated (its
+    `clean` compares organisations)."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        organisation = request.user.organisation
+
+        class Bound(form):
+            def _post_clean(self):
+                if not self.instance.organisation_id and organisation is not None:
+                    self.instance.organisation = organisation
+                super()._post_clean()
+
+        return Bound

@@ -2,13 +2,14 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from common.admin import ReadOnlyAdmin
+from common.admin import InOrganisationAdmin, ReadOnlyAdmin
 from milestones.models import Role, TargetGroup
 
 from .models import (
     Activity,
     ActivityStatus,
     EvaluationRun,
+    NearMissRule,
     Progress,
     ReprocessRun,
     RunStatus,
@@ -174,3 +175,12 @@ def install_target_group_actions() -> None:
 
 
 install_target_group_actions()
+
+
+@admin.register(NearMissRule)
+class NearMissRuleAdmin(InOrganisationAdmin):
+    """Targets' near-miss rules: who is close to the target near the cycle's end."""
+
+    list_display = ["target", "within_percent", "days_left", "created_at"]
+    list_select_related = ["target__target_group"]
+    fields = ["target", "within_percent", "days_left"]

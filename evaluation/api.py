@@ -37,7 +37,15 @@ from milestones.openapi import ItemErrorsField
 
 from . import ingest, leaderboards
 from .kpis import AMOUNT_LIMIT, to_decimal
-from .models import ActivityType, EvaluationRun, ReprocessRun, TargetEvent, TargetEventType
+from .models import (
+    ActivityType,
+    EvaluationRun,
+    NearMissRule,
+    ReprocessRun,
+    TargetEvent,
+    TargetEventType,
+)
+from .near_miss import near_miss_rule_set
 from .reprocess import reprocess_start
 from .selectors import customer_milestones
 
@@ -842,3 +850,49 @@ class EvaluationRunList(APIView):
         if group is not None:
             runs = runs.filter(target_group_id=group)
         return Response([_run_body(r, "evaluation") for r in runs[:200]])
+
+
+class NearMissSerializer(serializers.Serializer):
+    within_percent = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal(50),
+        coerce_to_string=False,
+        help_text="How close counts as near: within this percent of the target (above 0, at most 50).",
+    )  # fmt: skip
+    days_left = serializers.IntegerField(
+        min_value=1, max_value=31,
+        help_text="Only when at most this many days of the cycle are left, today included.",
+    )  # fmt: skip
+
+
+class NearMissView(APIView):
+    """A target's near-miss rule (optional): a customer within `within_percent` of the target
+    with at most `days_left` days left gets one `near_miss` target event per cycle (checked
+    hourly), heard by "Near miss" promotions and `target.near_miss` webhooks."""
+
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.CONFIGURER})
+
+    def _target(self, request, pk):
+        return get_object_or_404(
+            Target.objects.select_related("target_group"),
+            pk=pk,
+            target_group__organisation_id=request.user.organisation_id,
+        )
+
+    @extend_schema(responses={200: NearMissSerializer})
+    def get(self, request, pk: int):
+        rule = get_object_or_404(NearMissRule, target=self._target(request, pk))
+        return Response(NearMissSerializer(rule).data)
+
+    @extend_schema(request=NearMissSerializer, responses={200: NearMissSerializer})
+    def put(self, request, pk: int):
+        target = self._target(request, pk)
+        serializer = NearMissSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule = near_miss_rule_set(target=target, **serializer.validated_data)
+        return Response(NearMissSerializer(rule).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk: int):
+        NearMissRule.objects.filter(target=self._target(request, pk)).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,6 +15,7 @@ one twice.
 | `target_achieved` of a unified milestone | `unified:<milestone>:<customer>:<cycle>` | when ALL/ANY of its targets are reached (switch Active) |
 | `period_elapsed` | `period_elapsed:<target>:<customer>:<cycle>` | at the cycle's end plus the offset days, for every enrolled customer |
 | `enrolled` | `enrolled:<milestone>:<customer>` | when a customer is newly enrolled (a promotion listens) |
+| `near_miss` | `near_miss:<target>:<customer>:<cycle>` | daily, once per cycle, when within the target's near-miss rule |
 """
 
 from __future__ import annotations
@@ -121,6 +122,27 @@ def period_elapsed(
         achieved=achieved,
         defined=defined,
         milestone_triggers=triggers,
+        is_target_achieved_event=False,
+        occurred_at=at,
+    )
+
+
+def near_miss(
+    *, org_id, customer_id, target, ordinal, defined, achieved, at, period_name
+) -> TargetEvent:
+    etype = TargetEventType.NEAR_MISS
+    return TargetEvent(
+        organisation_id=org_id,
+        type=etype,
+        dedupe_key=progress_key(etype, target.id, customer_id, ordinal),
+        customer_id=customer_id,
+        target_group_id=target.target_group_id,
+        target=target,
+        cycle_ordinal=ordinal,
+        period_name=period_name,
+        achieved=achieved,
+        defined=defined,
+        milestone_triggers=[],
         is_target_achieved_event=False,
         occurred_at=at,
     )

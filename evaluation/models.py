@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -77,6 +78,61 @@ class Activity(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.external_id}"
+
+
+class NearMissRule(models.Model):
+    """A target's near-miss event (optional): a customer within `within_percent` of the
+    target with at most `days_left` days of the cycle left gets one `near_miss` target event
+    per cycle (checked daily by beat). Promotions on "Near miss" hear it
+    (`currentEvent.isNearMissEvent`), and so do webhooks (`target.near_miss`)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target = models.OneToOneField(Target, on_delete=models.CASCADE, related_name="near_miss")
+    within_percent = models.DecimalField(
+        max_digits=5, decimal_places=2,
+        help_text="How close counts as near: within this percent of the target (0 to 50).",
+    )  # fmt: skip
+    days_left = models.PositiveIntegerField(
+        help_text="Only when at most this many days of the cycle are left (1 to 31), today "
+        "included, in the organisation's time zone."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(within_percent__gt=0) & Q(within_percent__lte=50),
+                name="near_miss_percent_0_to_50",
+            ),
+            models.CheckConstraint(
+                condition=Q(days_left__gte=1) & Q(days_left__lte=31),
+                name="near_miss_days_1_to_31",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Near miss of {self.target}: within {self.within_percent}% with {self.days_left} days left"
+
+    def clean(self):
+        errors = {}
+        if self.within_percent is not None and not (0 < self.within_percent <= 50):
+            errors["within_percent"] = ["Give a percent above 0 and at most 50."]
+        if self.days_left is not None and not (1 <= self.days_left <= 31):
+            errors["days_left"] = ["Give 1 to 31 days."]
+        if (
+            self.target_id
+            and self.organisation_id
+            and (self.target.target_group.organisation_id != self.organisation_id)
+        ):
+            errors["target"] = ["Choose a target of your organisation."]
+        if self.target_id and not self.target.target_group.has_fixed_periods:
+            errors["target"] = [
+                "Near misses need cycles with an end date: fixed calendar or custom periods."
+            ]
+        if errors:
+            raise ValidationError(errors)
 
 
 class CycleAnchor(models.Model):
@@ -192,6 +248,7 @@ class TargetEventType(models.TextChoices):
     SUB_TARGET_ACHIEVED = "sub_target_achieved", "Sub-target achieved"
     PERIOD_ELAPSED = "period_elapsed", "Target period elapsed"
     ENROLLED = "enrolled", "Enrolled"
+    NEAR_MISS = "near_miss", "Near miss"
 
 
 class TargetEvent(models.Model):

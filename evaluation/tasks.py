@@ -101,3 +101,11 @@ def reprocess_milestone(run_id: int) -> None:
     from .reprocess import reprocess_execute
 
     reprocess_execute(run_id=run_id)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def check_near_misses() -> int:
+    """Beat: the near-miss events due now (see evaluation/near_miss.py)."""
+    from .near_miss import near_misses_check
+
+    return len(near_misses_check())

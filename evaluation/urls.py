@@ -22,6 +22,7 @@ urlpatterns = [
         api.RunStatusView.as_view(kind="reprocess"),
         name="reprocess-run",
     ),
+    path("targets/<int:pk>/near-miss/", api.NearMissView.as_view(), name="target-near-miss"),
     path("evaluation-runs/", api.EvaluationRunList.as_view(), name="evaluation-runs"),
     path(
         "evaluation-runs/<int:pk>/",

@@ -11,8 +11,11 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "refresh-filter-audience-groups": ("enrolment.tasks.refresh_filter_audience_groups", 900),
     "track-sweep-pending": ("evaluation.tasks.track_sweep_pending", 60),
     "evaluate-cycles": ("evaluation.tasks.evaluate_plan", 300),
+    # hourly, so each organisation's day boundary is seen within the hour; once per cycle
+    "near-misses": ("evaluation.tasks.check_near_misses", 3600),
     "promotions-consume-sweep": ("promotions.tasks.consume_sweep", 60),
     "promotions-communications": ("promotions.tasks.communications_sweep", 300),
+    "webhooks-deliver": ("webhooks.tasks.deliver_due", 60),
 }
 
 

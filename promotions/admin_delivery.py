@@ -4,26 +4,9 @@ offset. Registered from PromotionsConfig.ready."""
 
 from django.contrib import admin
 
-from common.admin import OrgScopedAdmin
+from common.admin import InOrganisationAdmin
 
 from .models import Channel, DeliverySettings, Sender
-
-
-class InOrganisationAdmin(OrgScopedAdmin):
-    """A new row belongs to the configurer's organisation before it is validated (its
-    `clean` compares organisations)."""
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        organisation = request.user.organisation
-
-        class Bound(form):
-            def _post_clean(self):
-                if not self.instance.organisation_id and organisation is not None:
-                    self.instance.organisation = organisation
-                super()._post_clean()
-
-        return Bound
 
 
 @admin.register(Sender)

@@ -27,6 +27,7 @@ class PromotionActivity(models.TextChoices):
     TARGET_PERIOD_ELAPSED = "target_period_elapsed", "Target period elapsed"
     SUB_TARGET_REACHED = "sub_target_reached", "Sub-target reached"
     ENROLLED = "enrolled", "Enrolled in a milestone"
+    NEAR_MISS = "near_miss", "Near miss (close to the target near the cycle's end)"
 
 
 #: which promotion activities each kind of target event reaches (reference 001: the
@@ -40,6 +41,7 @@ EVENT_ACTIVITIES: dict[str, tuple[str, ...]] = {
         PromotionActivity.SUB_TARGET_REACHED,
     ),
     TargetEventType.ENROLLED: (PromotionActivity.ENROLLED,),
+    TargetEventType.NEAR_MISS: (PromotionActivity.NEAR_MISS,),
 }
 
 #: the immediate events; with ENABLE_AWARD_WHEN_TARGET_ACHIEVED inactive they do not reach

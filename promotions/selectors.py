@@ -26,6 +26,7 @@ EVENT_NAMES = {
     TargetEventType.PERIOD_ELAPSED: "targetPeriodElapsed",
     TargetEventType.SUB_TARGET_ACHIEVED: "subTargetReached",
     TargetEventType.ENROLLED: "targetEnrolled",
+    TargetEventType.NEAR_MISS: "targetNearMiss",
 }
 
 
@@ -188,6 +189,7 @@ def event_profile(event: TargetEvent, names, index: NameIndex) -> EventProfile:
         },
         targets=event_targets(event, names, index) if names else {},
         is_target_achieved_event=bool(event.is_target_achieved_event),
+        is_near_miss_event=event.type == TargetEventType.NEAR_MISS,
         milestone_value_defined=event.milestone_value_defined,
         target_milestone_trigger=milestone_triggers(event),
         target_name=event_target_name(event),

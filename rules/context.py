@@ -32,6 +32,7 @@ class EventProfile:
     attributes: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)
     is_target_achieved_event: bool = False
+    is_near_miss_event: bool = False
     milestone_value_defined: Decimal | None = None
     target_milestone_trigger: list = field(default_factory=list)
     target_name: str = ""

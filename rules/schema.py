@@ -92,6 +92,12 @@ PROFILES: dict[str, Profile] = {
                 "true for the immediate 'target achieved' event, false at the cycle's end",
             ),
             (
+                "isNearMissEvent",
+                "bool",
+                ("is_near_miss_event", "isNearMissEvent"),
+                "true for a near-miss event: close to the target near the cycle's end",
+            ),
+            (
                 "milestoneValueDefined",
                 "number",
                 ("milestone_value_defined", "milestoneValueDefined"),
