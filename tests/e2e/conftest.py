@@ -142,3 +142,146 @@ def wait_until(condition, timeout: float = 30.0, step: float = 0.1) -> bool:
             return True
         time.sleep(step)
     return False
+
+
+# --- accessibility ---------------------------------------------------------------------------
+
+BLOCKING_IMPACTS = ("serious", "critical")
+MAX_NODES = 15  # per rule, in a failure message
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [v for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+
+
+def describe_violations(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']} [{v.get('helpUrl', '')}]")
+        for node in v["nodes"][:MAX_NODES]:
+            target = " ".join(str(t) for t in node.get("target", []))
+            summary = (node.get("failureSummary") or "").strip().splitlines()
+            lines.append(f"    at {target}: {summary[-1].strip() if summary else ''}")
+        if len(v["nodes"]) > MAX_NODES:
+            lines.append(f"    ... and {len(v['nodes']) - MAX_NODES} more nodes")
+    return "\n".join(lines)
+
+
+def axe_check(page, name: str) -> Path:
+    """Run axe-core on the page, save a full-page screenshot as
+    test-artifacts/screenshots/<name>.png, and fail listing every serious or critical
+    violation (rule id, impact, help, target nodes)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    violations = axe_violations(page)
+    if violations:
+        pytest.fail(
+            f"axe: {len(violations)} serious/critical violation(s) on {name} ({page.url}):\n"
+            + describe_violations(violations),
+            pytrace=False,
+        )
+    return path
+
+
+# --- one live server and one data set per module ---------------------------------------------
+#
+# pytest-django's `live_server` makes every test transactional: the database is flushed after
+# each test, so each would have to build its data again. Read-mostly browser modules use these
+# instead: one server thread and the demo data for the whole module, one signed-in browser
+# context per person, and the database flushed once when the module ends.
+
+
+@pytest.fixture(scope="module")
+def module_db(django_db_setup, django_db_blocker):
+    """Database access for a whole module (committed, not rolled back); flushed at its end."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        # pytest-django creates the test database only when a collected test asks for `db`,
+        # `transactional_db` or `live_server`; a run of these modules alone asks for none.
+        own = None
+        if connection.settings_dict["NAME"] != connection.settings_dict["TEST"]["NAME"]:
+            own = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        migration = importlib.import_module("milestones.migrations.0003_builtin_templates")
+        migration.create(apps, None)  # a transactional test's flush may have removed them
+        try:
+            yield
+        finally:
+            call_command("flush", interactive=False, verbosity=0)
+            if own is not None:
+                teardown_databases(own, verbosity=0)
+
+
+@pytest.fixture(scope="module")
+def module_server(module_db):
+    """A live server for the module (not pytest-django's: that one flushes after each test)."""
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer(os.environ.get("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost")
+    server._live_server_modified_settings.enable()
+    yield server
+    server._live_server_modified_settings.disable()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(module_db):
+    """milestones.demo.load_demo(): organisation "demo" (Asia/Kolkata), users configurer /
+    care / integrator, five live milestones, activities, and promotions that paid."""
+    from milestones.demo import load_demo
+    from milestones.models import Organisation
+
+    load_demo()
+    return Organisation.objects.get(slug="demo")
+
+
+DEMO_PASSWORDS = {"configurer": "configurer-demo-pass", "care": "care-demo-pass"}
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser, module_server):
+    """signed_in(username) -> a browser context signed in as that user (once per module).
+
+    Demo users sign in with their demo password, others with tests.conftest.PASSWORD."""
+    contexts = {}
+
+    def get(username: str):
+        if username not in contexts:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+            context.set_default_timeout(15_000)
+            page = context.new_page()
+            page.goto(f"{module_server.url}/admin/login/")
+            page.fill("#id_username", username)
+            page.fill("#id_password", DEMO_PASSWORDS.get(username, PASSWORD))
+            page.click("input[type=submit]")
+            page.wait_for_load_state()
+            assert "/login/" not in page.url, f"{username} could not sign in"
+            page.close()
+            contexts[username] = context
+        return contexts[username]
+
+    yield get
+    for context in contexts.values():
+        context.close()
+
+
+@pytest.fixture
+def page_as(signed_in):
+    """page_as(username) -> a new page of that user's shared context, closed after the test."""
+    pages = []
+
+    def make(username: str):
+        page = signed_in(username).new_page()
+        pages.append(page)
+        return page
+
+    yield make
+    for page in pages:
+        page.close()
