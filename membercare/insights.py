@@ -16,11 +16,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from common.numbers import grouped
 from enrolment.models import Enrolment
 from evaluation import leaderboards
 from evaluation.models import Progress, TargetEvent, TargetEventType
 from evaluation.selectors import cycle_status
 from milestones.models import CycleType, SubTargetCriteria, Target, TargetGroup
+from promotions.forecast import milestone_forecast
 from promotions.selectors import awards_per_cycle
 
 BUCKETS = [
@@ -401,4 +403,28 @@ def milestone_insights(*, target_group: TargetGroup, cycle: int | None = None, n
         "awards": awards,
         "awards_chart": awards_chart,
         "leaderboard_enabled": group.leaderboard_enabled,
+        "forecast": forecast_view(milestone_forecast(group, now=now)),
     }
+
+
+def forecast_view(forecast: dict) -> dict:
+    """The forecast (promotions.forecast) with its numbers written for people."""
+    rows = []
+    for t in forecast["targets"]:
+        projected = t["liability"]["projected_total"]
+        rows.append({
+            "name": t["target"],
+            "customers": grouped(t["customers"]),
+            "achieved": grouped(t["achieved_so_far"]),
+            "on_pace": grouped(t["on_pace"]),
+            "expected": grouped(t["expected_achievers"].quantize(Decimal("0.1"))),
+            "sub_targets": [
+                {"name": s["name"], "reached": grouped(s["reached_so_far"]),
+                 "on_pace": grouped(s["on_pace"])} for s in t["sub_targets"]
+            ],
+            "paid_points": grouped(t["liability"]["paid"]["points"]),
+            "paid_coupons": grouped(t["liability"]["paid"]["coupons"]),
+            "projected_points": grouped(projected["points"], empty="not known yet"),
+            "projected_coupons": grouped(projected["coupons"], empty="not known yet"),
+        })  # fmt: skip
+    return {**forecast, "rows": rows}

@@ -89,3 +89,30 @@ def test_the_forecast_api_answers_the_organisation_s_own_milestones_only(
     assert body.status_code == 200 and set(body.json()) == {"cycle", "reason", "targets"}
     stranger = UserFactory(organisation=other_org, role="configurer")
     assert api(stranger).get(f"/api/v1/target-groups/{group.pk}/forecast/").status_code == 404
+
+
+def test_the_insights_page_shows_the_forecast_of_the_running_cycle(
+    org, make_group, admin_client_for, configurer
+):
+    from django.utils import timezone
+
+    from tests.factories import CustomerFactory, EnrolmentFactory, ProgressFactory, monthly_cycle
+
+    today = timezone.now().astimezone(org.tzinfo).date()
+    first = today.replace(day=1)
+    group = make_group("Now", start=first, end=date(today.year + 1, 12, 31),
+                       cycle=monthly_cycle(first, count=2))  # fmt: skip
+    period = group.periods.get(ordinal=1)
+    for n, value in enumerate([Decimal(999), Decimal(1)]):
+        customer = CustomerFactory(organisation=org, mobile=f"91111000{n:02d}")
+        EnrolmentFactory(customer=customer, target_group=group)
+        ProgressFactory(customer=customer, target=group.targets.get(), cycle_ordinal=1,
+                        period=period, achieved=value, target_value=Decimal(1000),
+                        cycle_start=period.starts_at, cycle_end=period.ends_at)  # fmt: skip
+    html = admin_client_for(configurer).get(f"/care/milestones/{group.pk}/insights/").content
+    page = html.decode()
+    assert "Forecast of the running cycle" in page and "Asia/Kolkata" in page
+    row = page.split('<th scope="row">Now</th>')[1].split("</tr>")[0]
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
+    assert cells[:2] == ["2", "0"]  # customers, reached so far
+    assert cells[5] == "not known yet"  # no earlier cycle paid anything: no projection
