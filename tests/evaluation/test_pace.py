@@ -69,3 +69,19 @@ def test_the_api_answers_the_pace_of_today_s_cycle(
     assert isinstance(cycle["on_track"], bool)
     upcoming = [c for c in body[0]["cycles"] if c["status"] == "upcoming"]
     assert upcoming and all(c["days_left"] is None for c in upcoming)
+
+
+def test_member_care_says_the_pace_in_words():
+    from membercare.views import pace_text
+
+    cycle = {"status": "ongoing", "remaining": Decimal(2300), "days_left": 9,
+             "required_daily_pace": Decimal("255.5556"), "pace_so_far": Decimal(180),
+             "on_track": False}  # fmt: skip
+    assert pace_text(cycle) == (
+        "Needs 2,300 more in 9 days (255.6 a day; 180 a day so far): behind pace."
+    )
+    assert pace_text({**cycle, "days_left": 1, "on_track": True}).startswith(
+        "Needs 2,300 more in 1 day"
+    )
+    assert pace_text({**cycle, "remaining": Decimal(0)}) == ""  # reached
+    assert pace_text({**cycle, "status": "completed"}) == ""
