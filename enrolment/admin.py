@@ -9,7 +9,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
@@ -18,13 +17,10 @@ from import_export.forms import ImportForm
 from common.admin import OrgScopedAdmin, UploaderBoundConfirmForm, UploaderBoundImport
 from milestones.models import EnrolmentMode, Role, TargetGroup
 
-from .audiences import audience_group_refresh_now, filter_errors
+from . import admin_audiences  # noqa: F401 -- registers the audience group screens
 from .identifiers import IDENTIFIER_TYPES
 from .importing.jobs import import_job_create, import_job_run, import_params_errors
 from .models import (
-    AudienceGroup,
-    AudienceKind,
-    AudienceRefreshStatus,
     Customer,
     CustomerTargetValue,
     Enrolment,
@@ -82,71 +78,6 @@ class CustomerTargetValueAdmin(OrgScopedAdmin):
     list_select_related = ["customer", "target"]
     raw_id_fields = ["customer", "target"]
     search_fields = ["customer__mobile", "customer__email", "customer__external_id"]
-
-
-class AudienceGroupForm(forms.ModelForm):
-    """A filter is checked on save with the API's rules (enrolment.audiences.filter_errors):
-    a bad condition is an error on the filter field, not a failure at the next refresh."""
-
-    organisation = None  # set by AudienceGroupAdmin.get_form: the group's or the user's
-
-    def clean(self):
-        data = super().clean()
-        organisation = data.get("organisation") or self.organisation
-        if data.get("kind") == AudienceKind.FILTER and organisation is not None:
-            for message in filter_errors(organisation, data.get("filter")):
-                self.add_error("filter", message)
-        return data
-
-
-@admin.register(AudienceGroup)
-class AudienceGroupAdmin(OrgScopedAdmin):
-    """A group whose refresh failed shows why (refresh status and reason); "Refresh now"
-    retries it, and saving a filter or merge group refreshes it."""
-
-    form = AudienceGroupForm
-    list_display = ["name", "kind", "member_count", "refreshed_at", "refresh_state"]
-    list_filter = ["kind", "refresh_status"]
-    readonly_fields = ["member_count", "refreshed_at", "refresh_status", "refresh_error",
-                       "refresh_attempts", "refresh_failed_at"]  # fmt: skip
-    exclude = ["created_by"]
-    actions = ["refresh_now"]
-
-    @admin.display(description="Refresh", ordering="refresh_status")
-    def refresh_state(self, obj):
-        if obj.refresh_status == AudienceRefreshStatus.OK:
-            return obj.get_refresh_status_display()
-        return format_html(
-            '<strong title="{}">{}</strong>: {}',
-            obj.refresh_error,
-            obj.get_refresh_status_display(),
-            Truncator(obj.refresh_error).chars(120),
-        )
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.organisation = obj.organisation if obj is not None else request.user.organisation
-        return form
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)  # a merge's sources first
-        group = form.instance
-        if group.kind != AudienceKind.LIST:
-            outcome = audience_group_refresh_now(audience_group=group)
-            if outcome.status != AudienceRefreshStatus.OK:
-                self.message_user(request, f"{group.name}: {outcome.reason}", messages.WARNING)
-
-    @admin.action(description="Refresh now")
-    def refresh_now(self, request, queryset):
-        done = 0
-        for group in queryset.select_related("organisation"):
-            outcome = audience_group_refresh_now(audience_group=group)
-            if outcome.status == AudienceRefreshStatus.OK:
-                done += 1
-            else:
-                self.message_user(request, f"{group.name}: {outcome.reason}", messages.ERROR)
-        if done:
-            self.message_user(request, f"{done} audience group(s) refreshed.", messages.SUCCESS)
 
 
 @admin.register(EnrolmentNotification)
@@ -281,9 +212,14 @@ class ImportJobAdmin(UploaderBoundImport, ImportMixin, OrgScopedAdmin):
     confirm_form_class = CustomListConfirmForm
     form = ImportJobForm
     list_display = ["id", "target_group", "original_name", "status", "progress", "error_count",
-                    "newly_enrolled", "method", "created_at"]  # fmt: skip
+                    "newly_enrolled", "method", "created_at", "details"]  # fmt: skip
     list_filter = ["status", "method"]
     list_select_related = ["target_group"]
+
+    @admin.display(description="Details")
+    def details(self, obj):
+        """The import's page: progress, what to fix (row, column, value) and "skip bad rows"."""
+        return format_html('<a href="{}">Details</a>', reverse("care:import-progress", args=[obj.pk]))  # fmt: skip
 
     @admin.display(description="Progress (rows done / total)")
     def progress(self, obj):
@@ -393,7 +329,14 @@ class ImportJobAdmin(UploaderBoundImport, ImportMixin, OrgScopedAdmin):
             )
             self.message_user(
                 request,
-                f"Import #{job.pk} failed ({job.error_count} problems): {shown}",
+                format_html(
+                    'Import #{} failed ({} problems): {}. <a href="{}">What to fix, and skip '
+                    "bad rows</a>.",
+                    job.pk,
+                    job.error_count,
+                    shown,
+                    reverse("care:import-progress", args=[job.pk]),
+                ),
                 messages.ERROR,
             )
         return changelist

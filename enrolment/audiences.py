@@ -19,8 +19,15 @@ Customer fields: name, mobile, email, external_id, joined_on, is_loyalty_member,
 attributes.<key>; operators eq, ne, gt, gte, lt, lte, in, contains, exists. A target condition
 names a target (name or id) and keeps the customers with a cycle of it where: `achieved`
 (true: the target was reached), `min_value` (achieved value at least this), `cycle` (a period
-name or "P2"), a time window `from`/`to` (dates, organisation timezone) or `last_days` --
-on the moment of achievement when `achieved` is true, else on the cycle's start.
+name, "P2", or "current" / "previous", which move with time: see `_cycle_q`), a time window
+`from`/`to` (dates, organisation timezone) or `last_days` -- on the moment of achievement
+when `achieved` is true, else on the cycle's start.
+
+Saving checks the group as a whole too (`audience_group_errors`, for the API and the admin
+alike): a unique name; a filter's conditions; a merge of two or more of the organisation's
+groups that does not include itself, directly or through the groups it includes.
+`filter_problems` gives each refusal with its condition and key, for a screen that shows it at
+its input.
 
 Every value is checked when the group is saved, and a bad one is a 400 naming its condition:
 mobile, email and external_id compared in their stored form (enrolment.identifiers); dates
@@ -42,7 +49,7 @@ from decimal import Decimal, InvalidOperation
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import DataError, ProgrammingError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
@@ -212,6 +219,17 @@ def _moment_q(lookup: str, op: str, value, tz) -> Q:
     }[op]
 
 
+@dataclass(frozen=True)
+class FilterProblem:
+    """One reason a filter is refused: the condition (1-based; None: the whole filter), the
+    key of the condition at fault when one is (target, cycle, min_value, value, op, ...), and
+    the message, which names the condition ("Condition 2: ...")."""
+
+    condition: int | None
+    key: str | None
+    message: str
+
+
 class _FilterBuilder:
     """Turns a filter definition into a queryset, collecting one message per bad condition."""
 
@@ -220,11 +238,21 @@ class _FilterBuilder:
         self.tz = organisation.tzinfo
         self.country = country_of(organisation)
         self.errors: list[str] = []
+        self.problems: list[FilterProblem] = []
+        self.index: int | None = None  # the condition being read (1-based)
         self.aliases: dict[str, KeyTransform] = {}
 
-    def bad(self, label: str, message: str) -> Q:
+    def bad(self, label: str, message: str, key: str | None = None) -> Q:
+        """Record one problem of the condition being read; `key` names its bad key (a screen
+        shows the message at that input)."""
         self.errors.append(f"{label}: {message}")
+        self.problems.append(FilterProblem(self.index, key, f"{label}: {message}"))
         return Q()
+
+    def whole(self, message: str) -> None:
+        """A problem of the filter as a whole, not of one condition."""
+        self.errors.append(message)
+        self.problems.append(FilterProblem(None, None, message))
 
     # customer fields and attributes
 
@@ -233,11 +261,13 @@ class _FilterBuilder:
         op = cond.get("op") or "eq"
         value = cond.get("value")
         if not isinstance(op, str) or op not in OPS:
-            return self.bad(label, f"unknown operator {_shown(op)}; use one of {', '.join(OPS)}.")
+            return self.bad(
+                label, f"unknown operator {_shown(op)}; use one of {', '.join(OPS)}.", "op"
+            )
         if isinstance(name, str) and name.startswith("attributes."):
             key = name.split(".", 1)[1]
             if not key.strip() or len(key) > 200 or "\x00" in key:
-                return self.bad(label, "name the attribute, as in attributes.city.")
+                return self.bad(label, "name the attribute, as in attributes.city.", "field")
             kind = "attribute"
             lookup = f"attr_{len(self.aliases) + 1}"
             self.aliases[lookup] = KeyTransform(key, "attributes")
@@ -249,27 +279,32 @@ class _FilterBuilder:
                 label,
                 f"unknown field {_shown(name)}; use {', '.join(CUSTOMER_FIELDS)} or "
                 "attributes.<key>.",
+                "field",
             )
         if op not in OPS_BY_KIND[kind]:
             return self.bad(
-                label, f"{name} takes the operators {', '.join(OPS_BY_KIND[kind])}, not '{op}'."
+                label,
+                f"{name} takes the operators {', '.join(OPS_BY_KIND[kind])}, not '{op}'.",
+                "op",
             )
         if op == "exists":
             if not isinstance(value, bool):
-                return self.bad(label, "'exists' needs the value true or false.")
+                return self.bad(label, "'exists' needs the value true or false.", "value")
             return Q(**{f"{lookup}__isnull": not value})
         if op == "in":
             if not isinstance(value, list) or not value:
-                return self.bad(label, "the 'in' operator needs a list of values.")
+                return self.bad(label, "the 'in' operator needs a list of values.", "value")
             if len(value) > MAX_IN_VALUES:
-                return self.bad(label, f"the 'in' list has more than {MAX_IN_VALUES} values.")
+                return self.bad(
+                    label, f"the 'in' list has more than {MAX_IN_VALUES} values.", "value"
+                )
         try:
             if op == "in":
                 values = [self.value(kind, name, "in", v) for v in value]
             else:
                 values = [self.value(kind, name, op, value)]
         except (_Bad, IdentifierError) as exc:
-            return self.bad(label, f"{name}: {exc}")
+            return self.bad(label, f"{name}: {exc}", "value")
         if kind == "datetime":
             q = Q()
             for v in values:
@@ -313,19 +348,19 @@ class _FilterBuilder:
     def target_q(self, cond: dict, label: str) -> Q:
         unknown = set(cond) - TARGET_KEYS
         if unknown:
-            self.bad(label, f"unknown keys {', '.join(sorted(map(str, unknown)))}.")
+            self.bad(label, f"unknown keys {', '.join(sorted(map(str, unknown)))}.", "target")
         ref = cond.get("target")
         if isinstance(ref, bool) or not isinstance(ref, int | str) or not str(ref).strip():
-            return self.bad(label, "name the target (its name or id).")
+            return self.bad(label, "name the target (its name or id).", "target")
         if isinstance(ref, str) and (len(ref) > 200 or "\x00" in ref):
-            return self.bad(label, f"{_shown(ref)} is not a target name.")
+            return self.bad(label, f"{_shown(ref)} is not a target name.", "target")
         target = _resolve_target(self.organisation, ref)
         if target is None:
-            return self.bad(label, f"no target named {_shown(ref)} in this organisation.")
+            return self.bad(label, f"no target named {_shown(ref)} in this organisation.", "target")
         errors_before = len(self.errors)
         achieved = cond.get("achieved")
         if achieved is not None and not isinstance(achieved, bool):
-            self.bad(label, f"'achieved' is true or false, not {_shown(achieved)}.")
+            self.bad(label, f"'achieved' is true or false, not {_shown(achieved)}.", "achieved")
         Progress = apps.get_model("evaluation", "Progress")
         progress = Progress.objects.filter(target=target)
         if achieved:
@@ -334,39 +369,48 @@ class _FilterBuilder:
             try:
                 progress = progress.filter(achieved__gte=_as_number(cond["min_value"]))
             except _Bad as exc:
-                self.bad(label, f"min_value: {exc}")
+                self.bad(label, f"min_value: {exc}", "min_value")
         cycle = cond.get("cycle")
         if cycle not in (None, ""):
             readable = isinstance(cycle, int | str) and not isinstance(cycle, bool)
             if readable and isinstance(cycle, str):
                 readable = len(cycle) <= 200 and "\x00" not in cycle
-            ordinal = _cycle_ordinal(target, cycle) if readable else None
-            if ordinal is None:
-                self.bad(label, f"{_shown(cycle)} is not a cycle of {target.name!r}.")
+            which = _cycle_q(target, cycle) if readable else None
+            if which is None:
+                self.bad(
+                    label,
+                    f"{_shown(cycle)} is not a cycle of {target.name!r} (use current, "
+                    "previous, one of its cycle names, or P1, P2, ...).",
+                    "cycle",
+                )
             else:
-                progress = progress.filter(cycle_ordinal=ordinal)
+                progress = progress.filter(which)
         start = end = None
         for key in ("from", "to"):
             if cond.get(key) not in (None, ""):
                 try:
                     day = _as_date(cond[key])
                 except _Bad as exc:
-                    self.bad(label, f"'{key}': {exc}")
+                    self.bad(label, f"'{key}': {exc}", key)
                     continue
                 if key == "from":
                     start = day
                 else:
                     end = day
         if start and end and end < start:
-            self.bad(label, f"'to' ({end}) is before 'from' ({start}).")
+            self.bad(label, f"'to' ({end}) is before 'from' ({start}).", "to")
         days = cond.get("last_days")
         if days not in (None, ""):
             if isinstance(days, str) and days.strip().isdigit():
                 days = int(days.strip())
             if isinstance(days, bool) or not isinstance(days, int):
-                self.bad(label, "last_days must be a whole number of days.")
+                self.bad(label, "last_days must be a whole number of days.", "last_days")
             elif not 1 <= days <= MAX_LAST_DAYS:
-                self.bad(label, f"last_days must be between 1 and {MAX_LAST_DAYS}, not {days}.")
+                self.bad(
+                    label,
+                    f"last_days must be between 1 and {MAX_LAST_DAYS}, not {days}.",
+                    "last_days",
+                )
             else:
                 start = timezone.now().astimezone(self.tz).date() - timedelta(days=days - 1)
         if len(self.errors) > errors_before:
@@ -398,35 +442,74 @@ def _cycle_ordinal(target: Target, ref) -> int | None:
     return int(match.group(1)) if match and text.isascii() else None
 
 
-def filter_queryset(organisation, definition: dict):
-    """The customers a filter definition selects; ValidationError naming each bad condition.
+RELATIVE_CYCLES = ("current", "previous")
 
-    Every value is checked here (its type, its range, identifiers in their stored form), so
-    a definition that passes builds a query the database accepts.
+
+def _cycle_q(target: Target, ref) -> Q | None:
+    """The progress rows of the cycle `ref` names (None: it names none of the target's).
+
+    A cycle name or "P2" is that cycle; "current" is the cycle running now (per customer for
+    cyclic windows); "previous" is the cycle that ended last: for fixed periods the period
+    before the current one, for per-customer cycles each customer's last cycle that has ended.
+    A period named "current" or "previous" is that period. Relative cycles move with time:
+    the group's refresh re-reads them.
     """
-    if not isinstance(definition, dict) or not isinstance(definition.get("conditions"), list):
-        raise ValidationError({"filter": ["A filter is {'conditions': [...]}, at least one."]})
-    conditions = definition["conditions"]
+    ordinal = _cycle_ordinal(target, ref)
+    if ordinal is not None:
+        return Q(cycle_ordinal=ordinal)
+    word = str(ref).strip().lower()
+    if word not in RELATIVE_CYCLES:
+        return None
+    now = timezone.now()
+    if word == "current":
+        return Q(cycle_start__lte=now) & (Q(cycle_end__isnull=True) | Q(cycle_end__gt=now))
+    periods = Period.objects.filter(target_group_id=target.target_group_id)
+    if periods.exists():
+        last = periods.filter(ends_at__lte=now).order_by("-ends_at", "-ordinal").first()
+        return Q(cycle_ordinal=last.ordinal) if last else Q(pk__in=[])
+    Progress = apps.get_model("evaluation", "Progress")
+    later = Progress.objects.filter(
+        target_id=target.pk,
+        customer_id=OuterRef("customer_id"),
+        cycle_end__lte=now,
+        cycle_ordinal__gt=OuterRef("cycle_ordinal"),
+    )
+    return Q(cycle_end__lte=now) & ~Exists(later)
+
+
+def _build(organisation, definition) -> tuple[_FilterBuilder, Q]:
+    """Read a definition: the builder (its errors and problems) and the customers' Q."""
     builder = _FilterBuilder(organisation)
+    if not isinstance(definition, dict) or not isinstance(definition.get("conditions"), list):
+        builder.whole('A filter is {"conditions": [...]}, with at least one condition.')
+        return builder, Q()
+    conditions = definition["conditions"]
     if not conditions:
-        builder.errors.append("A filter needs at least one condition.")
+        builder.whole("A filter needs at least one condition.")
     if len(conditions) > MAX_CONDITIONS:
-        raise ValidationError(
-            {
-                "filter": [
-                    f"A filter has at most {MAX_CONDITIONS} conditions, got {len(conditions)}."
-                ]
-            }
-        )
+        builder.whole(f"A filter has at most {MAX_CONDITIONS} conditions, got {len(conditions)}.")
+        return builder, Q()
     q = Q()
     for i, cond in enumerate(conditions, start=1):
         label = f"Condition {i}"
+        builder.index = i
         if not isinstance(cond, dict):
             builder.bad(label, "a condition is an object.")
         elif "target" in cond:
             q &= builder.target_q(cond, label)
         else:
             q &= builder.customer_q(cond, label)
+    builder.index = None
+    return builder, q
+
+
+def filter_queryset(organisation, definition: dict):
+    """The customers a filter definition selects; ValidationError naming each bad condition.
+
+    Every value is checked here (its type, its range, identifiers in their stored form), so
+    a definition that passes builds a query the database accepts.
+    """
+    builder, q = _build(organisation, definition)
     if builder.errors:
         raise ValidationError({"filter": builder.errors})
     return Customer.objects.filter(organisation=organisation).alias(**builder.aliases).filter(q)
@@ -434,17 +517,13 @@ def filter_queryset(organisation, definition: dict):
 
 def filter_errors(organisation, definition) -> list[str]:
     """The messages `filter_queryset` would refuse the definition with ([] when it is valid)."""
-    try:
-        filter_queryset(organisation, definition)
-    except ValidationError as exc:
-        return _messages(exc)
-    return []
+    return _build(organisation, definition)[0].errors
 
 
-def _messages(exc: ValidationError) -> list[str]:
-    if hasattr(exc, "error_dict"):
-        return [m for messages in exc.message_dict.values() for m in messages]
-    return list(exc.messages)
+def filter_problems(organisation, definition) -> list[FilterProblem]:
+    """As `filter_errors`, each with the condition and key at fault (for a screen that shows
+    a message at its input)."""
+    return _build(organisation, definition)[0].problems
 
 
 def filter_reads_target(definition: dict, target: Target) -> bool:
@@ -484,6 +563,101 @@ def _members_set(group: AudienceGroup, customer_ids) -> tuple[int, int]:
     return len(add), len(remove)
 
 
+def _source_ids(sources) -> list:
+    """Source groups as ids, in order, once each (a screen gives rows, the API ids)."""
+    ids = [getattr(s, "pk", s) for s in (sources or [])]
+    return list(dict.fromkeys(ids))
+
+
+def _loop_path(organisation, group_id: int, source_ids) -> list[int] | None:
+    """A chain of "includes" from one of `source_ids` back to the group (None: there is none),
+    over the organisation's merge groups as they are now."""
+    through = AudienceGroup.sources.through
+    includes: dict[int, list[int]] = {}
+    for parent, child in through.objects.filter(
+        from_audiencegroup__organisation=organisation
+    ).values_list("from_audiencegroup_id", "to_audiencegroup_id"):
+        includes.setdefault(parent, []).append(child)
+    for start in source_ids:
+        came_from = {start: None}
+        queue = [start]
+        while queue:
+            node = queue.pop(0)
+            if node == group_id:
+                path = [node]
+                while came_from[path[-1]] is not None:
+                    path.append(came_from[path[-1]])
+                return path[::-1]
+            for child in includes.get(node, ()):
+                if child not in came_from:
+                    came_from[child] = node
+                    queue.append(child)
+    return None
+
+
+def _checked(
+    *, organisation, name, kind, filter=None, sources=None, audience_group=None
+) -> tuple[dict[str, list[str]], list[AudienceGroup]]:
+    """The reasons a group's create or edit is refused (by field), and a merge's sources."""
+    errors: dict[str, list[str]] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = ["An audience group needs a name."]
+    else:
+        taken = AudienceGroup.objects.filter(organisation=organisation, name=name)
+        if audience_group is not None:
+            taken = taken.exclude(pk=audience_group.pk)
+        if taken.exists():
+            errors["name"] = [f"An audience group named {name!r} already exists."]
+    if kind not in AudienceKind.values:
+        errors["kind"] = [f"Unknown kind {kind!r}: use list, filter or merge."]
+    source_groups: list[AudienceGroup] = []
+    if kind == AudienceKind.FILTER:
+        messages = filter_errors(organisation, filter or {})
+        if messages:
+            errors["filter"] = messages
+    if kind == AudienceKind.MERGE:
+        wanted = _source_ids(sources)
+        found = {
+            g.id: g for g in AudienceGroup.objects.filter(organisation=organisation, pk__in=wanted)
+        }
+        source_groups = [found[i] for i in wanted if i in found]
+        own_id = audience_group.pk if audience_group is not None else None
+        if own_id is not None and own_id in wanted:
+            errors["sources"] = [f"{audience_group.name!r} cannot include itself."]
+        elif len(wanted) < 2:
+            errors["sources"] = ["A merge needs at least two existing audience groups."]
+        elif len(source_groups) != len(wanted):
+            missing = sorted(set(wanted) - set(found))
+            errors["sources"] = [f"Unknown audience groups: {', '.join(map(str, missing))}."]
+        elif own_id is not None:
+            path = _loop_path(organisation, own_id, wanted)
+            if path:
+                names = dict(AudienceGroup.objects.filter(pk__in=path).values_list("id", "name"))
+                chain = " → ".join(names[i] for i in path)
+                errors["sources"] = [
+                    f"{names[path[0]]!r} already includes {audience_group.name!r} ({chain}): "
+                    "including it here would make a loop."
+                ]
+    return errors, source_groups
+
+
+def audience_group_errors(
+    *, organisation, name, kind, filter=None, sources=None, audience_group=None
+) -> dict[str, list[str]]:
+    """What `audience_group_create` (or `audience_group_update` of `audience_group`) would
+    refuse, by field; {} when the group is acceptable. For a screen that shows every error at
+    its field before it calls the service."""
+    return _checked(
+        organisation=organisation,
+        name=name,
+        kind=kind,
+        filter=filter,
+        sources=sources,
+        audience_group=audience_group,
+    )[0]
+
+
 @transaction.atomic
 def audience_group_create(
     *,
@@ -498,28 +672,10 @@ def audience_group_create(
 ) -> AudienceGroup:
     """Create a group. List: the given customers; filter: validated and evaluated now;
     merge: two or more existing groups of the organisation (merge two, then merge a third in)."""
-    errors: dict[str, list[str]] = {}
+    errors, source_groups = _checked(
+        organisation=organisation, name=name, kind=kind, filter=filter, sources=sources
+    )
     name = (name or "").strip()
-    if not name:
-        errors["name"] = ["An audience group needs a name."]
-    elif AudienceGroup.objects.filter(organisation=organisation, name=name).exists():
-        errors["name"] = [f"An audience group named {name!r} already exists."]
-    if kind not in AudienceKind.values:
-        errors["kind"] = [f"Unknown kind {kind!r}: use list, filter or merge."]
-    source_groups = []
-    if kind == AudienceKind.FILTER:
-        try:
-            filter_queryset(organisation, filter or {})
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
-    if kind == AudienceKind.MERGE:
-        wanted = list(dict.fromkeys(sources or []))
-        source_groups = list(AudienceGroup.objects.filter(organisation=organisation, pk__in=wanted))
-        if len(wanted) < 2:
-            errors["sources"] = ["A merge needs at least two existing audience groups."]
-        elif len(source_groups) != len(wanted):
-            missing = sorted(set(wanted) - {g.id for g in source_groups})
-            errors["sources"] = [f"Unknown audience groups: {', '.join(map(str, missing))}."]
     if errors:
         raise ValidationError(errors)
     group = AudienceGroup(
@@ -546,6 +702,58 @@ def audience_group_create(
                 {"filter": ["The database could not evaluate this filter: check its values."]}
             ) from None
     return group
+
+
+def audience_group_update(
+    *,
+    audience_group: AudienceGroup,
+    name: str,
+    description: str = "",
+    filter: dict | None = None,
+    sources: list | None = None,
+    customer_ids: list[int] | None = None,
+) -> RefreshOutcome:
+    """Edit a group (its kind stays): the same checks as `audience_group_create`, plus a
+    merge may not include itself, directly or through the groups it includes. Then a filter
+    or merge group is refreshed at once (a failure is recorded on the group and returned, as
+    by "Refresh now"); a list group gains `customer_ids` ("upload more")."""
+    group = audience_group
+    with transaction.atomic():
+        errors, source_groups = _checked(
+            organisation=group.organisation,
+            name=name,
+            kind=group.kind,
+            filter=filter,
+            sources=sources,
+            audience_group=group,
+        )
+        if errors:
+            raise ValidationError(errors)
+        group.name = (name or "").strip()
+        group.description = description or ""
+        if group.kind == AudienceKind.FILTER:
+            group.filter = filter
+        group.full_clean(exclude=["created_by"])
+        group.save(update_fields=["name", "description", "filter"])
+        if group.kind == AudienceKind.MERGE:
+            group.sources.set(source_groups)
+    if group.kind == AudienceKind.LIST:
+        added = (
+            audience_list_add(audience_group=group, customer_ids=customer_ids)
+            if customer_ids
+            else 0
+        )
+        return RefreshOutcome(group.id, AudienceRefreshStatus.OK, added=added)
+    return audience_group_refresh_now(audience_group=group)
+
+
+def audience_members(*, audience_group: AudienceGroup):
+    """The group's members as customers of its organisation, by name then id (a page of
+    them is shown on the group's screen)."""
+    return Customer.objects.filter(
+        organisation_id=audience_group.organisation_id,
+        pk__in=AudienceMember.objects.filter(audience_group=audience_group).values("customer_id"),
+    ).order_by("name", "pk")
 
 
 @transaction.atomic
