@@ -9,6 +9,9 @@
   (`RowChecker`), for both backends and the admin's preview.
 - `python_path`: validate the whole file, then write in chunks (SQLite, small files).
 - `pg_path`: COPY into a staging table, validate in SQL, merge set-based (PostgreSQL).
+- `preview`: the care upload page's steps before anything is written: a file's header and
+  first rows, the mapping choices and a first guess, and the preview (rows, new customers,
+  problems by row and column); a finished import's problems with the cells they name.
 - The django-import-export resource in `enrolment/resources.py` uses `spec` and `checks` for
   the admin's preview only; its confirm hands the file to `jobs`.
 """

@@ -10,13 +10,13 @@ from itertools import islice
 
 from milestones.models import Organisation
 
-from ..identifiers import country_of, normalise
+from ..identifiers import country_of
 from ..models import Customer
 from .reader import CsvStream, Row
 from .spec import (
     ImportSpec,
     RowError,
-    identifier_error,
+    identifier_check,
     msg_columns,
     msg_duplicate,
     msg_unknown,
@@ -90,13 +90,11 @@ class RowChecker:
                 out.append((rowno, None, None, [RowError(rowno, "", problem)]))
                 continue
             errors: list[RowError] = []
-            raw_id = cells[spec.identifier_index]
-            ident = None
-            message = identifier_error(kind, raw_id, country=self.country)
+            ident, message = identifier_check(
+                kind, cells[spec.identifier_index], country=self.country
+            )
             if message:
                 errors.append(RowError(rowno, id_col, message))
-            else:
-                ident = normalise(kind, raw_id, country=self.country)
             values: dict[int, Decimal | None] = {}
             for col in spec.value_columns:
                 raw = cells[col.index]

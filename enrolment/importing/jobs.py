@@ -6,7 +6,9 @@
 - the admin's import screen (django-import-export's preview, `enrolment/resources.py`): on
   confirm, the previewed file becomes a job the same way and is run at once
   (`enrolment/admin.py ImportJobAdmin.process_import`);
-- the benchmark: `import_job_create(run=False)`, then `import_job_run`.
+- the benchmark: `import_job_create(run=False)`, then `import_job_run`;
+- "Skip bad rows" on a failed import's page: `import_job_rerun`, a new job of the same file
+  and options that skips the bad rows (refused, writing nothing, when that cannot help).
 
 `import_job_run` claims the job once and hands it to one of two database backends, which
 share the rules (`spec`) and the row checks (`checks`): `pg_path` (PostgreSQL: COPY into a
@@ -20,6 +22,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -101,6 +104,50 @@ def import_job_create(
 
         transaction.on_commit(lambda: import_target_values.delay(job.id))
     return job
+
+
+def rerun_refusal(job: ImportJob) -> str | None:
+    """Why a finished import cannot be run again skipping its bad rows; None when it can:
+    a failed import whose problems are all in customer rows, some rows being good."""
+    if job.status != ImportStatus.FAILED:
+        return "Only an import that failed can be run again without its bad rows."
+    if job.skip_bad_rows:
+        return "This import already skipped its bad rows."
+    errors = [e for e in job.errors or [] if isinstance(e, dict)]
+    if not errors or any(int(e.get("row") or 0) < 2 for e in errors):
+        return (
+            "The file itself was refused, not some of its rows: skipping rows cannot fix it. "
+            "Correct the file and upload it again."
+        )
+    bad_rows = {int(e["row"]) for e in errors}
+    if job.error_count <= len(errors) and job.total and len(bad_rows) >= job.total:
+        return "Every row of the file has a problem: skipping them would import nothing."
+    return None
+
+
+def import_job_rerun(*, job: ImportJob, user=None) -> ImportJob:
+    """A failed import's file again, as a new import that skips the bad rows (the problems
+    it finds are listed on the new import). Refused, writing nothing, when skipping rows
+    cannot help (`rerun_refusal`)."""
+    reason = rerun_refusal(job)
+    if reason:
+        raise ValidationError(reason)
+    job.file.open("rb")
+    try:
+        data = job.file.read()
+    finally:
+        job.file.close()
+    return import_job_create(
+        target_group=job.target_group,
+        file=ContentFile(data, name=job.original_name or "custom-list.csv"),
+        identifier_type=job.identifier_type,
+        identifier_column=job.identifier_column,
+        mapping=job.mapping,
+        send_trigger=job.send_trigger,
+        skip_bad_rows=True,
+        create_customers=job.create_customers,
+        user=user,
+    )
 
 
 def _claim(job_id: int) -> ImportJob | None:

@@ -165,6 +165,12 @@ def _unescape(name: str) -> str:
     return name[1:] if name.startswith("'") and name[1:].startswith(FORMULA_STARTS) else name
 
 
+def column_names(header: list[str]) -> list[str]:
+    """The header's column names as the rules and their messages name them (trimmed; a
+    sample CSV's escaped formula-like period name `'=x` read back as `=x`)."""
+    return [_unescape(h.strip()) for h in header]
+
+
 def resolve_header(
     *,
     group: TargetGroup,
@@ -180,7 +186,7 @@ def resolve_header(
         errors.append(RowError(1, column, message))
 
     # a sample CSV escapes a formula-like period name as '=x (common.csv_safe): read back
-    names = [_unescape(h.strip()) for h in header]
+    names = column_names(header)
     if identifier_type not in IDENTIFIER_TYPES:
         refuse(
             "", f"Unknown identifier type {identifier_type!r}: use mobile, email or external_id."
@@ -270,15 +276,20 @@ def resolve_header(
     )
 
 
-def identifier_error(kind: str, raw: str, *, country: str = "") -> str | None:
-    """The message for a bad identifier cell, or None when it is valid (`country`: the
-    organisation's, see enrolment.identifiers)."""
+def identifier_check(kind: str, raw: str, *, country: str = "") -> tuple[str | None, str | None]:
+    """(the identifier in its stored form, None) for a valid cell, (None, why) for a bad one
+    (`country`: the organisation's, see enrolment.identifiers). One normalisation per cell:
+    a mobile read by `phonenumbers` is most of a row's cost."""
     from ..identifiers import IdentifierError, normalise, visible_text
 
     if visible_text(raw) == "":  # blank, or only invisible characters
-        return f"The {kind.replace('_', ' ')} is missing."
+        return None, f"The {kind.replace('_', ' ')} is missing."
     try:
-        normalise(kind, raw, country=country)
+        return normalise(kind, raw, country=country), None
     except IdentifierError as exc:
-        return str(exc)
-    return None
+        return None, str(exc)
+
+
+def identifier_error(kind: str, raw: str, *, country: str = "") -> str | None:
+    """The message for a bad identifier cell, or None when it is valid."""
+    return identifier_check(kind, raw, country=country)[1]

@@ -93,8 +93,9 @@ def test_from_a_template_to_the_customers_timeline(
     csv_path = tmp_path / "diwali-targets.csv"
     csv_path.write_bytes(CSV)
     admin.set_input_files("#id_file", str(csv_path))
-    admin.select_option("#id_identifier_type", "mobile")
-    admin.click("input[type=submit][value='Upload and import']")
+    admin.get_by_role("button", name="Next: map the columns").click()
+    expect(admin.locator("#mc-count-new")).to_have_text("3 new customers will be created")
+    admin.get_by_role("button", name="Confirm & upload").click()
     job = ImportJob.objects.get(target_group=group)
     expect(admin).to_have_url(f"{url}/care/imports/{job.pk}/")
     bar = admin.locator(".mc-progress")

@@ -97,10 +97,12 @@ def test_a_failed_import_shows_its_problems(live_server, new_page, screenshot, o
     expect(bar).to_have_attribute("data-state", "failed")
     expect(bar.locator(".mc-progress-status")).to_have_text("Failed")
     assert bar.locator(".mc-progress-fill").evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(198, 40, 40)"  # fmt: skip
-    rows = bar.locator(".mc-progress-errors tbody tr")
+    rows = page.locator("#mc-import-outcome .mc-problems tbody tr")
     expect(rows).to_have_count(2)
-    expect(rows.nth(0)).to_have_text("2mobile'abc' is not a mobile number: it has no digits.")
-    expect(rows.nth(1)).to_have_text("4P2'ten' is not a number.")
+    expect(rows.nth(0).locator("td")).to_have_text(
+        ["2", "mobile", "—", "'abc' is not a mobile number: it has no digits."]
+    )
+    expect(rows.nth(1).locator("td")).to_have_text(["4", "P2", "—", "'ten' is not a number."])
     expect(bar.locator("dd[data-field='error_count']")).to_have_text("2")
     expect(bar.locator(".mc-progress-note")).to_have_text("The work stopped with an error.")
     bar_settles_at(page, 1.0)
