@@ -88,7 +88,7 @@
         errors.hidden = false;
       }
       if (result) result.hidden = false;
-      setText(box, ".mc-progress-note", data.status === "done" ? "Finished." : "The work stopped with an error.");
+      setText(box, ".mc-progress-note", data.status === "done" ? "Finished." : "The work stopped with an error: what went wrong is shown below.");
       box.dispatchEvent(new CustomEvent("mc-progress:finished", { bubbles: true, detail: data }));
     }
 
