@@ -17,3 +17,6 @@ class EnrolmentConfig(AppConfig):
         milestone_signals.enrolment_summary_requested.connect(
             receivers.enrolment_summary, dispatch_uid="enrolment.enrolment_summary"
         )
+        milestone_signals.audience_groups_requested.connect(
+            receivers.audience_group_choices, dispatch_uid="enrolment.audience_group_choices"
+        )

@@ -39,3 +39,15 @@ def enrolment_summary(sender=None, target_group=None, **kwargs) -> dict:
             .first()
         )
     return out
+
+
+def audience_group_choices(sender=None, organisation=None, **kwargs) -> list[tuple[int, str]]:
+    """milestones.signals.audience_groups_requested: the organisation's audience groups for
+    the milestone screens' picker, as (id, "name (kind, N members)")."""
+    from .models import AudienceGroup
+
+    groups = AudienceGroup.objects.filter(organisation=organisation).order_by("name", "pk")
+    return [
+        (g.pk, f"{g.name} ({g.kind}, {g.member_count:,} members)")
+        for g in groups.only("pk", "name", "kind", "member_count")
+    ]

@@ -4,6 +4,13 @@ The integrator's `id` is the idempotency key (unique per organisation): the inse
 `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so exactly the new rows are reported as
 accepted and everything else as duplicates, however many retries or concurrent copies of
 the same batch arrive.
+
+The batch's behavioural and customer-level event names (with their attribute names) feed the
+organisation's event catalogue (`milestones.services.event_types.event_types_learn`): one
+read of the catalogue rows the batch names, and one upsert of those that change, after the
+activities are inserted (so the catalogue rows are the last locks the batch takes). When the
+organisation refuses events outside the catalogue, an item naming an unknown event is refused
+like an unknown store: the whole batch is a 400 naming the item, and nothing is written.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from django.utils import timezone
 
 from enrolment.identifiers import IDENTIFIER_TYPES, IdentifierError, country_of, normalise
 from enrolment.models import Customer
-from milestones.models import Store
+from milestones.catalogue import CUSTOMER_EVENTS
+from milestones.models import EventKind, Store
+from milestones.selectors import closest_event_name, event_names, event_types_known
+from milestones.services.event_types import event_types_learn
 
 from .kpis import PROGRESS_LIMIT, to_decimal
 from .models import Activity, ActivityStatus, ActivityType, Progress
@@ -138,6 +148,10 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
     for i, item in enumerate(items):
         if item.get("store") and item["store"] not in known:
             errors.setdefault(i, {})["store"] = [f"Unknown store code {item['store']!r}."]
+    events = _events_seen(items)
+    catalogued = event_types_known(organisation, {name for _, name in events}) if events else {}
+    if events and organisation.refuse_unknown_events:
+        _refuse_unknown_events(organisation, items, catalogued, errors)
     with transaction.atomic():
         customer_ids = _resolve_customers(organisation, items, errors)
         _check_progress_room(items, customer_ids, errors)
@@ -148,6 +162,8 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
             rows.append(_row(organisation, item, customer_ids[i]))
         _lock_customers(sorted(set(customer_ids.values())))
         inserted = _insert_returning(sorted(rows, key=lambda r: r["external_id"]))
+        if events:
+            event_types_learn(organisation=organisation, seen=events, known=catalogued)
     result = IngestResult()
     seen = set()
     for row in rows:
@@ -166,6 +182,48 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
         pks = list(result.activity_pks)
         transaction.on_commit(lambda: queue_tracking(pks))
     return result
+
+
+EVENT_KINDS = {
+    ActivityType.EVENT: EventKind.BEHAVIOURAL,
+    ActivityType.CUSTOMER_EVENT: EventKind.CUSTOMER,
+}
+
+
+def _events_seen(items) -> dict[tuple[str, str], set[str]]:
+    """The batch's events as the catalogue keys them: {(kind, name): attribute names}."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for item in items:
+        kind = EVENT_KINDS.get(item.get("type"))
+        if kind is None or not item.get("name"):
+            continue
+        attrs = seen.setdefault((kind, item["name"]), set())
+        if isinstance(item.get("attributes"), dict):
+            attrs.update(k for k in item["attributes"] if isinstance(k, str))
+    return seen
+
+
+def _refuse_unknown_events(org, items, catalogued: dict, errors: dict) -> None:
+    """The organisation refuses events outside its catalogue: each item naming one is
+    refused, with the nearest known name when there is one (the catalogue's names are
+    read only when something is refused)."""
+    names_of: dict[str, set[str]] = {}
+    for i, item in enumerate(items):
+        kind = EVENT_KINDS.get(item.get("type"))
+        name = item.get("name")
+        if kind is None or not name or (kind, name) in catalogued:
+            continue
+        if kind == EventKind.CUSTOMER and name in CUSTOMER_EVENTS:
+            continue
+        if kind not in names_of:
+            names_of[kind] = event_names(org, kind)
+        near = closest_event_name(name, names_of[kind])
+        hint = f" Did you mean {near!r}? Names are case-sensitive." if near else ""
+        errors.setdefault(i, {})["name"] = [
+            f"Unknown event {name!r}: this organisation refuses events outside its event "
+            f"catalogue.{hint} A configurer adds a name in the catalogue (the admin's event "
+            "catalogue or /api/v1/event-types/)."
+        ]
 
 
 # Below this a batch cannot bring any customer near PROGRESS_LIMIT: no read is needed.

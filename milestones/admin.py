@@ -1,12 +1,15 @@
 import json
 from datetime import date
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from common.admin import OrgScopedAdmin
@@ -17,6 +20,7 @@ from .admin_views import TargetGroupScreens
 from .models import (
     AuditEntry,
     CycleType,
+    EventType,
     Heartbeat,
     Kpi,
     MilestoneStatus,
@@ -29,7 +33,8 @@ from .models import (
     UnifiedMode,
     User,
 )
-from .selectors import status_q
+from .selectors import event_catalogue, status_q
+from .services import event_types as event_type_services
 
 admin.site.site_header = "Milestones"
 admin.site.site_title = "Milestones"
@@ -57,6 +62,7 @@ class OrganisationAdmin(OrgScopedAdmin):
         "offset_days",
         "auto_create_customers",
         "default_country",
+        "refuse_unknown_events",
     ]
     readonly_fields = ["slug"]
 
@@ -131,6 +137,155 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_superuser
+
+
+# --- The event catalogue --------------------------------------------------------------------
+
+
+class EventTypeForm(forms.ModelForm):
+    """Attribute names typed as a comma-separated list; the catalogue's rules
+    (`services.event_types.event_type_check`) put each refusal at its field."""
+
+    organisation = None  # set by EventTypeAdmin.get_form: the entry's or the user's
+
+    attributes = forms.CharField(
+        required=False,
+        label="Attributes",
+        help_text="The attribute names the event carries, separated by commas (price, sku).",
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+    class Meta:
+        model = EventType
+        fields = ["kind", "name", "attributes"]
+        help_texts = {
+            "name": "Exactly as activities send it: names are case-sensitive (Review and review "
+            "are two events).",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["attributes"] = ", ".join(self.instance.attributes or [])
+
+    def clean_attributes(self):
+        try:
+            return event_type_services.clean_attributes(self.cleaned_data.get("attributes"))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["attributes"]) from None
+
+    def clean(self):
+        data = super().clean()
+        organisation = data.get("organisation") or self.organisation
+        if organisation is None or self.errors:
+            return data
+        candidate = EventType(
+            pk=self.instance.pk,
+            organisation=organisation,
+            kind=data.get("kind") or "",
+            name=data.get("name") or "",
+            attributes=data.get("attributes") or [],
+            source=self.instance.source,
+        )
+        candidate._state.adding = self.instance._state.adding
+        try:
+            event_type_services.event_type_check(event_type=candidate)
+        except ValidationError as exc:
+            for field, messages_ in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages_)
+        return data
+
+
+@admin.register(EventType)
+class EventTypeAdmin(OrgScopedAdmin):
+    """The event catalogue: the behavioural and customer-level event names the organisation's
+    targets can count, learned from received activities or added here. Every role that
+    configures reads it; saving goes through the catalogue's services, as the API does."""
+
+    form = EventTypeForm
+    list_display = ["name", "kind", "attribute_list", "source", "last_seen_at"]
+    list_filter = ["kind", "source"]
+    search_fields = ["name"]
+    readonly_fields = ["source", "first_seen_at", "last_seen_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["kind", "name", "attributes"]
+        if request.user.is_superuser and request.user.organisation_id is None:
+            fields.insert(0, "organisation")
+        return fields if obj is None else [*fields, *self.readonly_fields]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.organisation = obj.organisation if obj is not None else request.user.organisation
+        return form
+
+    def get_list_display(self, request):
+        """A "Similar names" column: the other names of the kind that differ only in case
+        (one read of the catalogue per page)."""
+        similar_of: dict = {}
+
+        @admin.display(description="Similar names (likely typos)")
+        def similar(obj):
+            if obj.organisation_id not in similar_of:
+                similar_of[obj.organisation_id] = {
+                    (r["kind"], r["name"]): r["similar"] for r in event_catalogue(obj.organisation)
+                }
+            names = similar_of[obj.organisation_id].get((obj.kind, obj.name)) or []
+            return ", ".join(names) or "-"
+
+        return [*super().get_list_display(request), similar]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organisation")
+
+    @admin.display(description="Attributes")
+    def attribute_list(self, obj):
+        return ", ".join(obj.attributes or []) or "-"
+
+    @staticmethod
+    def _when(value):
+        if value is None:
+            return "never received"
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
+
+    @admin.display(description="Last seen", ordering="last_seen")
+    def last_seen_at(self, obj):
+        return self._when(obj.last_seen)
+
+    @admin.display(description="First seen", ordering="first_seen")
+    def first_seen_at(self, obj):
+        return self._when(obj.first_seen)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                _saved, warnings = event_type_services.event_type_update(
+                    event_type=obj,
+                    data={k: data.get(k) for k in ("kind", "name", "attributes")},
+                )
+            else:
+                saved, warnings = event_type_services.event_type_create(
+                    organisation=data.get("organisation") or request.user.organisation,
+                    kind=data.get("kind"),
+                    name=data.get("name"),
+                    attributes=data.get("attributes"),
+                )
+                obj.pk, obj.id = saved.pk, saved.pk
+                obj._state.adding = False
+        except ValidationError as exc:  # a concurrent save of the same name won the race
+            for message in exc.messages:
+                self.message_user(request, message, messages.ERROR)
+            return
+        for warning in warnings:
+            self.message_user(request, warning, messages.WARNING)
+
+    def delete_model(self, request, obj):
+        event_type_services.event_type_delete(event_type=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            event_type_services.event_type_delete(event_type=obj)
 
 
 # --- Milestones (target groups): the home page and its filters ------------------------------

@@ -7,26 +7,36 @@ Refusals come back from the service as ValidationError and are shown next to the
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from common.numbers import plain
 
+from . import signals
 from .forms import (
     CloneForm,
     MilestoneForm,
     NameForm,
     apply_service_errors,
     create_data,
+    error_summary,
     initial_from_group,
     initial_from_payload,
     target_formset,
@@ -41,10 +51,86 @@ from .models import (
     TargetGroup,
     Template,
 )
-from .selectors import enrolment_summary, sole_till_code
+from .selectors import enrolment_summary, org_today, sole_till_code
 from .services import target_groups as services
+from .services.target_groups.validation import validate_create, validate_update
+
+logger = logging.getLogger(__name__)
 
 TABS = (("configuration", "Configuration"), ("information", "Information"), ("history", "History"))
+FRAGMENTS = "admin/milestones/targetgroup/"
+
+
+def audience_group_choices(organisation) -> list[tuple[int, str]]:
+    """The organisation's audience groups for the picker, from the apps above
+    (`signals.audience_groups_requested`: enrolment answers)."""
+    choices: list[tuple[int, str]] = []
+    for _receiver, answer in signals.audience_groups_requested.send(
+        sender=TargetGroup, organisation=organisation
+    ):
+        choices += list(answer or ())
+    return choices
+
+
+def _grow(data, add: str) -> str | None:
+    """The posted form with one more row where the configurer pressed "add" (a target, a
+    sub-target of a target, a custom period); answers the html name of the row's first input."""
+    if add == "target":
+        total = _count(data.get("targets-TOTAL_FORMS"))
+        data["targets-TOTAL_FORMS"] = str(total + 1)
+        return f"targets-{total}-name"
+    if add.startswith("sub:"):
+        prefix = add[4:]
+        if not re.fullmatch(r"targets-\d+", prefix):
+            return None
+        n = 1
+        while f"{prefix}-sub_{n}_name" in data:
+            n += 1
+        data[f"{prefix}-sub_{n}_name"] = ""
+        data[f"{prefix}-sub_{n}_criteria"] = "absolute"
+        return f"{prefix}-sub_{n}_name"
+    if add == "period":
+        n = 1
+        while f"period_{n}_start" in data:
+            n += 1
+        for part in ("start", "end", "name"):
+            data[f"period_{n}_{part}"] = ""
+        return f"period_{n}_start"
+    return None
+
+
+def _count(raw) -> int:
+    try:
+        return max(0, min(int(raw), 999))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _focus(form, formset, html_name: str | None) -> None:
+    """The input of a row just added gets the focus (`autofocus`; htmx honours it too)."""
+    if not html_name:
+        return
+    for f in (form, *formset.forms):
+        for bf in f:
+            if bf.html_name == html_name:
+                bf.field.widget.attrs["autofocus"] = True
+                return
+
+
+def _service_opinion(organisation, group, form, filled, targets) -> list[str]:
+    """When the form itself refused something, the service still checks what did parse
+    (without writing), so the page lists every problem at once."""
+    try:
+        if group is None:
+            validate_create(organisation, create_data(form, targets))
+        else:
+            validate_update(group, update_data(form, targets))
+    except ValidationError as exc:
+        return apply_service_errors(exc, form, filled, second_opinion=True)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        # half-parsed data the rules cannot read: the form's own errors say what to fix
+        logger.info("service check skipped on a half-parsed milestone form", exc_info=True)
+    return []
 
 
 def templates_for(organisation):
@@ -115,6 +201,11 @@ class TargetGroupScreens:
                 wrap(self.set_active_view),
                 name=f"{base}_set_active",
             ),
+            path(
+                "<path:object_id>/reprocess/",
+                wrap(self.reprocess_view),
+                name=f"{base}_reprocess",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -183,8 +274,12 @@ class TargetGroupScreens:
         return self._config_form_view(request, organisation=group.organisation, group=group)
 
     def _config_form_view(self, request, *, organisation, group=None, template=None):
+        """The create/edit form. A POST saves it, unless it asks to redraw (`_part`: one part
+        as an htmx fragment; `_refresh` / `_add`: the page without JavaScript), which only
+        shows what the typed values give (the fields of each choice, the cycles, ...)."""
         if group is not None:
             initial, targets_initial = initial_from_group(group)
+            initial["audience_group"] = enrolment_summary(group).get("audience_group")
         elif template is not None:
             initial, targets_initial = initial_from_payload(template.payload)
             initial["template"] = template.pk
@@ -193,56 +288,51 @@ class TargetGroupScreens:
         if group is None and not initial.get("till"):
             # The till is required: an organisation with exactly one has it chosen already.
             initial["till"] = sole_till_code(organisation)
+        data = request.POST.copy() if request.method == "POST" else None
+        redraw = data is not None and any(k in data for k in ("_part", "_refresh", "_add"))
+        added = _grow(data, data.get("_add", "")) if redraw else None
         formset_class = target_formset(extra=1 if (group or targets_initial) else 2)
         kwargs = {"organisation": organisation, "group": group}
+        form = MilestoneForm(
+            data,
+            initial=initial,
+            audience_groups=audience_group_choices(organisation),
+            hx_url=request.get_full_path(),
+            **kwargs,
+        )
+        formset = formset_class(
+            data, initial=targets_initial, prefix="targets", context=form.target_context(),
+            **kwargs,
+        )  # fmt: skip
+        _focus(form, formset, added)
         target_errors: list[str] = []
-        if request.method == "POST":
-            form = MilestoneForm(request.POST, initial=initial, **kwargs)
-            formset = formset_class(
-                request.POST, initial=targets_initial, prefix="targets", **kwargs
-            )
-            if form.is_valid() and formset.is_valid():
-                filled = formset.filled_forms()
-                targets = [f.as_target_data() for f in filled]
-                if template is not None:
-                    self._suffix_template_names(template, targets, form.cleaned_data["name"])
+        summary: list[dict] = []
+        if redraw and data.get("_part"):
+            return self._config_fragment(request, data, form, formset, group)
+        if data is not None and not redraw:
+            form_ok, formset_ok = form.is_valid(), formset.is_valid()
+            filled = formset.filled_forms()
+            targets = [f.as_target_data() for f in filled]
+            if template is not None:
+                self._suffix_template_names(template, targets, form.cleaned_data.get("name", ""))
+            if form_ok and formset_ok:
                 try:
-                    if group is None:
-                        saved, warnings = services.target_group_create(
-                            organisation=organisation,
-                            data=create_data(form, targets),
-                            user=request.user,
-                        )
-                        reprocess = False
-                        messages.success(request, f"The milestone “{saved.name}” was created.")
-                    else:
-                        saved, warnings, reprocess = services.target_group_update(
-                            target_group=group,
-                            data=update_data(form, targets),
-                            user=request.user,
-                        )
-                        messages.success(request, f"The milestone “{saved.name}” was saved.")
+                    saved, warnings, reprocess = self._save(
+                        request, organisation, group, form, targets
+                    )
                 except ValidationError as exc:
                     target_errors = apply_service_errors(exc, form, filled)
                 else:
                     for warning in warnings:
                         messages.warning(request, warning)
                     if reprocess:
-                        messages.warning(
-                            request,
-                            "These changes affect what is counted: re-process the stored "
-                            f"activities (manage.py reprocess {saved.pk}).",
-                        )
+                        self._offer_reprocess(request, saved)
                     return redirect(self.url_for("view", saved))
-        else:
-            form = MilestoneForm(initial=initial, **kwargs)
-            formset = formset_class(initial=targets_initial, prefix="targets", **kwargs)
-        has_errors = bool(
-            form.errors
-            or target_errors
-            or formset.non_form_errors()
-            or any(f.errors for f in formset.forms)
-        )
+            else:
+                # what parsed is checked by the service too, so every problem shows at once
+                target_errors = _service_opinion(organisation, group, form, filled, targets)
+            summary = error_summary(form, formset.forms, target_errors)
+        has_errors = bool(summary or formset.non_form_errors())
         if group is not None:
             title = f"Edit milestone “{group.name}”"
         elif template is not None:
@@ -258,13 +348,102 @@ class TargetGroupScreens:
                 form=form,
                 formset=formset,
                 target_errors=target_errors,
+                error_summary=summary,
                 has_errors=has_errors,
                 group=group,
                 status=group.status() if group else None,
                 template=template,
                 add=group is None,
+                org_timezone=organisation.timezone,
             ),
         )
+
+    def _save(self, request, organisation, group, form, targets):
+        """Create or edit through the service; (milestone, warnings, re-processing
+        suggested)."""
+        if group is None:
+            saved, warnings = services.target_group_create(
+                organisation=organisation, data=create_data(form, targets), user=request.user
+            )
+            messages.success(request, f"The milestone “{saved.name}” was created.")
+            # a backdated start counts the stored activities only once they are re-processed
+            return saved, warnings, saved.start < org_today(organisation)
+        saved, warnings, reprocess = services.target_group_update(
+            target_group=group, data=update_data(form, targets), user=request.user
+        )
+        messages.success(request, f"The milestone “{saved.name}” was saved.")
+        return saved, warnings, reprocess
+
+    def _offer_reprocess(self, request, group) -> None:
+        """After a save that changes what is counted: a "Re-process now" button, when there
+        are stored activities to re-process."""
+        if not any(answer for _, answer in signals.reprocess_available.send(
+            sender=TargetGroup, target_group=group
+        )):  # fmt: skip
+            return
+        messages.warning(
+            request,
+            format_html(
+                "These changes affect what is counted: the stored activities must be "
+                're-processed. <form method="post" action="{}" class="ms-inline-form">'
+                '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+                '<button type="submit" class="button ms-reprocess">Re-process now</button>'
+                "</form>",
+                self.url_for("reprocess", group),
+                get_token(request),
+            ),
+        )
+
+    def _config_fragment(self, request, data, form, formset, group):
+        """One part of the form, re-rendered from the posted values (htmx)."""
+        part = data.get("_part")
+        context = {"form": form, "formset": formset, "group": group, "part": part,
+                   "org_timezone": form.cycle_preview().timezone}  # fmt: skip
+        if part in ("cycles", "preview"):
+            return TemplateResponse(request, f"{FRAGMENTS}_cycles_response.html", context)
+        if part == "enrolment":
+            return TemplateResponse(request, f"{FRAGMENTS}_enrolment.html", context)
+        if part == "drop":
+            return TemplateResponse(request, f"{FRAGMENTS}_drop_cycles.html", context)
+        if part == "newtarget":
+            index = len(formset.forms) - 1
+            context.update(tform=formset.forms[index], number=index + 1, new_target=True)
+            return TemplateResponse(request, f"{FRAGMENTS}_target_form.html", context)
+        templates = {
+            "target": "_target_form.html",  # a whole target block
+            "tracking": "_tracking_response.html",  # what a KPI shows (its fields, its rule)
+            "subs": "_sub_targets.html",
+            "rule": "_rule_check.html",
+            "thresholds": "_thresholds.html",
+            "event": "_event_help.html",
+        }
+        prefix = data.get("_prefix")
+        numbered = [(n, f) for n, f in enumerate(formset.forms, start=1) if f.prefix == prefix]
+        if part not in templates or not numbered:
+            return HttpResponseBadRequest("Unknown part of the form.")
+        context.update(number=numbered[0][0], tform=numbered[0][1])
+        return TemplateResponse(request, f"{FRAGMENTS}{templates[part]}", context)
+
+    def reprocess_view(self, request, object_id):
+        """POST "Re-process now": start re-processing the milestone's stored activities and
+        follow it on its progress page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        group = self._group_or_404(request, object_id)
+        if not self.has_change_permission(request, group):
+            raise PermissionDenied
+        try:
+            answers = signals.reprocess_requested.send(
+                sender=TargetGroup, target_group=group, user=request.user
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(_messages_of(exc)))
+            return redirect(self.url_for("view", group))
+        run_ids = [run_id for _, run_id in answers if run_id]
+        if not run_ids:
+            messages.error(request, "Re-processing is not available here.")
+            return redirect(self.url_for("view", group))
+        return redirect(reverse("care:run-progress", args=["reprocess", run_ids[0]]))
 
     @staticmethod
     def _suffix_template_names(template: Template, targets: list[dict], group_name: str):
@@ -413,8 +592,9 @@ class TargetGroupScreens:
         if source.status() == MilestoneStatus.ENDED:
             messages.error(request, "Only a Live or Upcoming milestone can be cloned.")
             return redirect(self.url_for("changelist"))
+        choices = audience_group_choices(source.organisation)
         if request.method == "POST":
-            form = CloneForm(request.POST)
+            form = CloneForm(request.POST, audience_groups=choices)
             if form.is_valid():
                 enrolment = {"mode": form.cleaned_data["enrolment_mode"]}
                 if form.cleaned_data.get("audience_group") is not None:
@@ -436,7 +616,9 @@ class TargetGroupScreens:
                     )
                     return redirect(self.url_for("change", clone))
         else:
-            form = CloneForm(initial={"enrolment_mode": source.enrolment_mode})
+            form = CloneForm(
+                initial={"enrolment_mode": source.enrolment_mode}, audience_groups=choices
+            )
         return TemplateResponse(
             request,
             self.name_template,

@@ -27,6 +27,7 @@ class OrgSettingsSerializer(serializers.ModelSerializer):
             "offset_days",
             "auto_create_customers",
             "default_country",
+            "refuse_unknown_events",
         ]
         read_only_fields = ["slug"]
         extra_kwargs = {

@@ -220,6 +220,11 @@ class TargetGroupIn(serializers.Serializer):
         help_text="PATCH: a target renamed here is renamed in the promotion conditions that "
         "name it too (without it, renaming a target a promotion names is a 400).",
     )
+    drop_cycles = serializers.BooleanField(
+        required=False,
+        help_text="PATCH of a started milestone: an `end` before its last cycles end drops the "
+        "cycles that end after it, if none has started (without it, such an end is a 400).",
+    )
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -63,6 +63,13 @@ class Organisation(models.Model):
         "E.164 (+919000000077). Blank: mobiles are stored as their digits. After setting it, "
         "run `manage.py merge_customers --org SLUG`.",
     )
+    refuse_unknown_events = models.BooleanField(
+        default=False,
+        verbose_name="refuse events outside the catalogue",
+        help_text="Refuse a behavioural or customer-level event whose name is not in the "
+        "organisation's event catalogue (the whole batch is answered 400, naming the item). "
+        "Off: unknown names are accepted and added to the catalogue.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -121,6 +128,56 @@ class Store(models.Model):
 
     def __str__(self):
         return f"{self.code} {self.name}".strip()
+
+
+class EventKind(models.TextChoices):
+    BEHAVIOURAL = "behavioural", "Behavioural event"
+    CUSTOMER = "customer", "Customer-level event"
+
+
+class EventSource(models.TextChoices):
+    LEARNED = "learned", "Learned from activities"
+    CONFIGURED = "configured", "Added by a configurer"
+
+
+class EventType(models.Model):
+    """One event name of the organisation's catalogue, with the attribute names seen on it.
+
+    Learned from received activities (`milestones.services.event_types.event_types_learn`,
+    one upsert per batch) or added by a configurer. Names are case-sensitive, as tracking
+    compares them: "Review" and "review" are two names (the screens point out the near miss).
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="event_types"
+    )
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    name = models.CharField(max_length=100)
+    attributes = models.JSONField(
+        default=list, blank=True, help_text="The attribute names seen on this event, sorted."
+    )
+    source = models.CharField(
+        max_length=20, choices=EventSource.choices, default=EventSource.CONFIGURED
+    )
+    first_seen = models.DateTimeField(
+        null=True, blank=True, help_text="When an activity first brought this name."
+    )
+    last_seen = models.DateTimeField(
+        null=True, blank=True, help_text="When an activity last brought this name."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "kind", "name"], name="event_type_unique_per_org"
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="event_type_name_not_blank"),
+        ]
+        ordering = ["kind", "name"]
+
+    def __str__(self):
+        return self.name
 
 
 class Heartbeat(models.Model):

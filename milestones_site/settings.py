@@ -363,6 +363,14 @@ SPECTACULAR_SETTINGS.update(
         "SWAGGER_UI_DIST": "SIDECAR",
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
+        # Two choice sets under one field name would both get a hashed name (Kind295Enum):
+        # the event catalogue's `kind` and `source` are named here, and the audience groups'
+        # `kind` keeps the name it had.
+        "ENUM_NAME_OVERRIDES": {
+            "KindEnum": "enrolment.models.AudienceKind",
+            "EventKindEnum": "milestones.models.EventKind",
+            "EventSourceEnum": "milestones.models.EventSource",
+        },
     }
 )
 SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.AllowAny"]

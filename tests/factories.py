@@ -40,6 +40,7 @@ from evaluation.models import (
     TargetEventType,
 )
 from milestones.models import (
+    EventType,
     Organisation,
     Period,
     Role,
@@ -131,6 +132,19 @@ class TillFactory(StoreFactory):
 
     code = "T1"
     is_till = True
+
+
+class EventTypeFactory(factory.django.DjangoModelFactory):
+    """A behavioural event of the organisation's catalogue, added by a configurer."""
+
+    class Meta:
+        model = EventType
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    kind = "behavioural"
+    name = factory.Sequence(lambda n: f"Event{n}")
+    attributes = factory.LazyFunction(list)
+    source = "configured"
 
 
 # --- milestones: target groups, periods, targets, sub-targets ------------------------------

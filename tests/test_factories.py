@@ -19,7 +19,7 @@ EVERY_FACTORY = [
     factories.ProgressFactory, factories.TargetEventFactory, factories.EvaluationRunFactory,
     factories.ReprocessRunFactory, factories.PromotionFactory, factories.PromotionActionFactory,
     factories.CouponSeriesFactory, factories.CouponFactory, factories.AwardFactory,
-    factories.CommunicationFactory, factories.MessageFactory,
+    factories.CommunicationFactory, factories.MessageFactory, factories.EventTypeFactory,
 ]  # fmt: skip
 
 

@@ -1,47 +1,34 @@
-/* Milestone configuration form: add target blocks, show the cycle fields of the chosen type. */
+/* Milestone configuration form. Everything that follows a choice (the fields of a KPI, of a
+   cycle type, the cycles listed, the rule checked, "add" rows) is server-rendered through htmx;
+   this only filters the store, zone and concept checkbox lists as you type, and brings the
+   error summary into view after a refused save. */
 (function () {
   "use strict";
 
-  function addTarget(button) {
-    var prefix = button.getAttribute("data-prefix");
-    var total = document.getElementById("id_" + prefix + "-TOTAL_FORMS");
-    var tpl = document.getElementById("ms-target-template");
-    if (!total || !tpl) { return; }
-    var index = parseInt(total.value, 10);
-    var html = tpl.innerHTML.replace(/__prefix__/g, String(index));
-    var holder = document.createElement("div");
-    holder.innerHTML = html;
-    var block = holder.firstElementChild;
-    var heading = block.querySelector("h3");
-    if (heading) { heading.textContent = "Target " + (index + 1); }
-    document.getElementById("ms-targets").appendChild(block);
-    total.value = String(index + 1);
-  }
-
-  var CYCLE_ROWS = {
-    fixed_calendar: ["cycle_frequency", "cycle_days", "cycle_start", "cycle_count"],
-    custom_periods: ["periods"],
-    cyclic: ["cycle_frequency", "cycle_days", "cycle_start", "cycle_count"],
-    till_achievement: ["cycle_start", "cycle_count"]
-  };
-  var ALL_CYCLE_ROWS = ["cycle_frequency", "cycle_days", "cycle_start", "cycle_count", "periods"];
-
-  function showCycleRows() {
-    var checked = document.querySelector("input[name='cycle_type']:checked");
-    if (!checked) { return; }
-    var wanted = CYCLE_ROWS[checked.value] || ALL_CYCLE_ROWS;
-    ALL_CYCLE_ROWS.forEach(function (name) {
-      var row = document.querySelector("#part-cycles .field-" + name);
-      if (row) { row.style.display = wanted.indexOf(name) >= 0 ? "" : "none"; }
+  function filterList(box) {
+    var list = document.getElementById(box.getAttribute("data-filter-for"));
+    if (!list) { return; }
+    var words = box.value.trim().toLowerCase();
+    Array.prototype.forEach.call(list.children, function (option) {
+      var text = option.textContent.toLowerCase();
+      option.hidden = words !== "" && text.indexOf(words) < 0;
     });
   }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("input.ms-filter")) {
+      filterList(event.target);
+    }
+  });
+  // Enter in a filter box filters; it does not submit the form.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.target.matches && event.target.matches("input.ms-filter")) {
+      event.preventDefault();
+    }
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
-    var button = document.getElementById("ms-add-target");
-    if (button) { button.addEventListener("click", function () { addTarget(button); }); }
-    document.querySelectorAll("input[name='cycle_type']").forEach(function (input) {
-      input.addEventListener("change", showCycleRows);
-    });
-    showCycleRows();
+    var summary = document.getElementById("error-summary");
+    if (summary) { summary.focus(); }
   });
 })();

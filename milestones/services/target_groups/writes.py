@@ -143,6 +143,7 @@ def target_group_set_active(
     if changed:
         audit(organisation=group.organisation, user=user, action="activate" if active else "deactivate", obj=group,
               changes={"is_active": [not active, active]})  # fmt: skip
+        signals.target_group_activation_changed.send(sender=TargetGroup, target_group=group)
     return group
 
 
@@ -150,8 +151,13 @@ def target_group_set_active(
 
 
 def _write_periods(group: TargetGroup, periods: list[PeriodSpec]) -> None:
+    """The milestone's periods become `periods`. A row whose ordinal, name and dates stay is
+    kept, with what hangs on it (progress, evaluation runs): dropping the last cycles of a
+    live milestone leaves the others as they are."""
     tz = group.organisation.tzinfo
-    group.periods.all().delete()
+    existing = {p.ordinal: (p.name, p.start, p.end) for p in group.periods.all()}
+    kept = {p.ordinal for p in periods if existing.get(p.ordinal) == (p.name, p.start, p.end)}
+    group.periods.exclude(ordinal__in=kept).delete()
     Period.objects.bulk_create(
         [
             Period(
@@ -165,6 +171,7 @@ def _write_periods(group: TargetGroup, periods: list[PeriodSpec]) -> None:
                 ends_at=date_range_instants(p.start, p.end, tz)[1],
             )
             for p in periods
+            if p.ordinal not in kept
         ]
     )
 

@@ -1,5 +1,6 @@
-"""What a new milestone is checked for: its own fields first (refused on their own, since
-the rest depends on them), then its cycles, its targets and its offset."""
+"""What a new milestone is checked for: its own fields, its cycles, its targets and its
+offset, all in one go, so one answer lists every problem (the cycles are checked once the
+dates are right, since they depend on them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ....catalogue import MAX_TARGETS
+from ....models import CycleType
 from .cycles import PeriodSpec, check_period_names_free, resolve_cycles
 from .details import (
     check_dates,
@@ -18,6 +20,7 @@ from .details import (
     resolve_value_mode,
 )
 from .errors import Errors
+from .events import warn_unknown_events
 from .targets import Milestone, check_target_names, validate_target
 
 
@@ -46,15 +49,21 @@ def validate_create(
     enrolment_mode = resolve_enrolment_mode(enrolment, mode, errors)
     till = resolve_till(org, data.get("till_code"), errors)
     unified = resolve_unified_mode(data, errors)
-    errors.raise_if_any()
 
-    cycle_fields, periods = resolve_cycles(name, start, end, data.get("cycle") or {}, mode, errors)
-    check_period_names_free(org, periods, errors)
-    milestone = Milestone(org, cycle_fields, periods, start, end)
+    cycle = data.get("cycle") or {}
+    dates_ok = isinstance(start, date) and isinstance(end, date) and start <= end
+    if dates_ok:
+        cycle_fields, periods = resolve_cycles(name, start, end, cycle, mode, errors)
+        check_period_names_free(org, periods, errors)
+    else:  # refused above; the cycles are checked against the dates once they are right
+        cycle_fields, periods = {"cycle_type": cycle.get("type") or CycleType.FIXED_CALENDAR}, []
+    cycles_refused = not dates_ok or errors.has("cycle")
+    milestone = Milestone(org, cycle_fields, periods, start, end, cycles_refused=cycles_refused)
     targets = _targets(milestone, data.get("targets") or [], unified, errors)
     offset = data.get("offset_days")
     check_offset(offset, errors)
     errors.raise_if_any()
+    warn_unknown_events(org, list(enumerate(targets, start=1)), warnings)
     fields = {
         "name": name,
         "description": data.get("description") or "",

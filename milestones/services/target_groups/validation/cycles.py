@@ -80,12 +80,14 @@ def _type_and_count_allowed(asked: CycleRequest, mode: str, errors: Errors) -> b
         errors.add(
             "cycle",
             f"Unknown cycle type {asked.type!r}: use one of {', '.join(CycleType.values)}.",
+            field="type",
         )
         return False
     if asked.count is not None and not (1 <= int(asked.count) <= MAX_CYCLES):
         errors.add(
             "cycle",
             f"The number of cycles must be between 1 and {MAX_CYCLES}, got {asked.count}.",
+            field="count",
         )
         return False
     if mode == TargetValueMode.PER_CUSTOMER and asked.type == CycleType.TILL_ACHIEVEMENT:
@@ -93,6 +95,7 @@ def _type_and_count_allowed(asked: CycleRequest, mode: str, errors: Errors) -> b
             "cycle",
             "Till target achievement cycles need the same target for all customers; "
             "per-customer targets are not allowed with this cycle type.",
+            field="type",
         )
         return False
     return True
@@ -102,20 +105,34 @@ def _custom_periods(asked: CycleRequest, fields: dict, errors: Errors) -> list[P
     """Periods with their own dates: each has both, none overlaps, names differ."""
     given = asked.periods
     if not given:
-        errors.add("cycle", "Custom periods need at least one period with a start and an end date.")
+        errors.add(
+            "cycle",
+            "Custom periods need at least one period with a start and an end date.",
+            field="periods",
+        )
         return []
     if len(given) > MAX_CYCLES:
-        errors.add("cycle", f"A milestone can have at most {MAX_CYCLES} cycles, got {len(given)}.")
+        errors.add(
+            "cycle",
+            f"A milestone can have at most {MAX_CYCLES} cycles, got {len(given)}.",
+            field="periods",
+        )
         return []
     periods: list[PeriodSpec] = []
     for i, p in enumerate(given, start=1):
         pname = (p.get("name") or f"{asked.milestone} P{i}").strip()
         pstart, pend = p.get("start"), p.get("end")
         if not pstart or not pend:
-            errors.add("cycle", f"Period {i} ({pname}) needs a start and an end date.")
+            errors.add(
+                "cycle",
+                f"Period {i} ({pname}) needs a start and an end date.",
+                field=f"periods.{i}.{'end' if pstart else 'start'}",
+            )
         elif pend < pstart:
             errors.add(
-                "cycle", f"Period {i} ({pname}) ends on {pend}, before it starts on {pstart}."
+                "cycle",
+                f"Period {i} ({pname}) ends on {pend}, before it starts on {pstart}.",
+                field=f"periods.{i}.end",
             )
         else:
             periods.append(PeriodSpec(i, pname, pstart, pend))
@@ -123,11 +140,14 @@ def _custom_periods(asked: CycleRequest, fields: dict, errors: Errors) -> list[P
     for a, b in zip(ordered, ordered[1:], strict=False):
         if b.start <= a.end:
             errors.add(
-                "cycle", f"Periods {a.name} and {b.name} overlap: custom periods may not overlap."
+                "cycle",
+                f"Periods {a.name} and {b.name} overlap: custom periods may not overlap.",
+                field=f"periods.{b.ordinal}.start",
             )
     names = [p.name for p in periods]
     for dup in {n for n in names if names.count(n) > 1}:
-        errors.add("cycle", f"The period name {dup!r} is used twice.")
+        last = max(p.ordinal for p in periods if p.name == dup)
+        errors.add("cycle", f"The period name {dup!r} is used twice.", field=f"periods.{last}.name")
     fields["cycle_count"] = len(given)
     return periods
 
@@ -140,12 +160,15 @@ def _calendar_windows(asked: CycleRequest, fields: dict, errors: Errors) -> list
             "cycle",
             f"A {asked.type.replace('_', ' ')} cycle needs a frequency: one of "
             f"{', '.join(Frequency.values)}.",
+            field="frequency",
         )
         return []
     days = asked.days
     if asked.frequency == Frequency.DAYS and (not days or not 1 <= int(days) <= MAX_CYCLE_DAYS):
         errors.add(
-            "cycle", f"A cycle of N days needs a number of days between 1 and {MAX_CYCLE_DAYS}."
+            "cycle",
+            f"A cycle of N days needs a number of days between 1 and {MAX_CYCLE_DAYS}.",
+            field="days",
         )
         return []
     if not _first_cycle_inside(asked, errors):
@@ -161,7 +184,11 @@ def _calendar_windows(asked: CycleRequest, fields: dict, errors: Errors) -> list
             fields["cycle_count"] = len(periods)
         return periods
     if asked.count is None:
-        errors.add("cycle", f"A cyclic window needs the number of cycles (1 to {MAX_CYCLES}).")
+        errors.add(
+            "cycle",
+            f"A cyclic window needs the number of cycles (1 to {MAX_CYCLES}).",
+            field="count",
+        )
         return []
     fields["cycle_count"] = int(asked.count)
     return []
@@ -177,6 +204,7 @@ def _fixed_windows(asked: CycleRequest, days: int | None, errors: Errors) -> lis
                 "cycle",
                 f"Not one whole {asked.frequency} cycle from {asked.first} fits before the "
                 f"milestone ends on {asked.end}.",
+                field="frequency",
             )
             return []
     windows = fixed_windows(asked.first, asked.frequency, days, int(count))
@@ -186,6 +214,7 @@ def _fixed_windows(asked: CycleRequest, days: int | None, errors: Errors) -> lis
             "cycle",
             f"Cycle {len(windows)} would end on {last_end}, after the milestone ends on "
             f"{asked.end}: cycles must lie inside the milestone's duration.",
+            field="count",
         )
         return []
     return [
@@ -199,6 +228,7 @@ def _till_achievement(asked: CycleRequest, fields: dict, errors: Errors) -> list
         errors.add(
             "cycle",
             f"Till target achievement needs a maximum number of cycles (1 to {MAX_CYCLES}).",
+            field="count",
         )
         return []
     if _first_cycle_inside(asked, errors):
@@ -213,6 +243,7 @@ def _first_cycle_inside(asked: CycleRequest, errors: Errors) -> bool:
         "cycle",
         f"The cycle start {asked.first} must lie inside the milestone's duration "
         f"({asked.start} to {asked.end}).",
+        field="start",
     )
     return False
 
@@ -224,6 +255,7 @@ def _check_inside_duration(asked: CycleRequest, periods: list[PeriodSpec], error
                 "cycle",
                 f"Period {p.name} ({p.start} to {p.end}) lies outside the milestone's "
                 f"duration ({asked.start} to {asked.end}).",
+                field=f"periods.{p.ordinal}.{'start' if p.start < asked.start else 'end'}",
             )
 
 
@@ -234,11 +266,13 @@ def check_period_names_free(
     taken = Period.objects.filter(organisation=org, name__in=[p.name for p in periods])
     if exclude_group is not None:
         taken = taken.exclude(target_group=exclude_group)
+    ordinals = {p.name: p.ordinal for p in periods}
     for pname in taken.values_list("name", flat=True):
         errors.add(
             "cycle",
             f"A period named {pname!r} already exists in this organisation: period names are "
             "unique.",
+            field=f"periods.{ordinals[pname]}.name",
         )
 
 

@@ -15,5 +15,5 @@ def resolve_rule(rule: str | None, entity: str, about: About) -> str:
         try:
             validate_rule(rule, purpose="target", entity=entity)
         except RuleError as exc:
-            about.add(f"rule {exc}")
+            about.add(f"rule {exc}", target_field="rule")
     return rule

@@ -19,28 +19,36 @@ def resolve_sub_targets(subs: list[dict] | None, kpi: str, existing: Target | No
     for j, sub in enumerate(subs, start=1):
         name = (sub.get("name") or "").strip()
         old = by_id.get(sub.get("id")) or existing_subs.get(name)
-        cleaned.append(
-            _sub_target(sub, name, old, kpi, about.within(f"sub-target {j} ({name or '?'})"))
-        )
+        part = about.within(f"sub-target {j} ({name or '?'})", f"sub_targets.{j}.")
+        cleaned.append(_sub_target(sub, name, old, kpi, part))
     names = [c["name"] for c in cleaned]
     for dup in {n for n in names if names.count(n) > 1}:
-        about.add(f"the sub-target name {dup!r} is used twice.")
+        last = len(names) - names[::-1].index(dup)
+        about.add(
+            f"the sub-target name {dup!r} is used twice.", target_field=f"sub_targets.{last}.name"
+        )
     return cleaned
 
 
 def _sub_target(sub: dict, name: str, old, kpi: str, about: About) -> dict:
     if not name:
-        about.add("a sub-target needs a name.")
+        about.add("a sub-target needs a name.", target_field="name")
     criteria = sub.get("criteria") or (old.criteria if old else SubTargetCriteria.ABSOLUTE)
     if criteria not in SubTargetCriteria.values:
-        about.add("criteria must be percentage or absolute.")
+        about.add("criteria must be percentage or absolute.", target_field="criteria")
     if old is not None and criteria != old.criteria:
-        about.add("the achievement criteria cannot be changed after creation; only the value can.")
+        about.add(
+            "the achievement criteria cannot be changed after creation; only the value can.",
+            target_field="criteria",
+        )
     if criteria == SubTargetCriteria.PERCENTAGE and kpi not in PERCENTAGE_KPIS:
-        about.add("percentage sub-targets are only for gross and net sales; use an absolute value.")
-    value = amount(sub.get("value"), about, "the value")
+        about.add(
+            "percentage sub-targets are only for gross and net sales; use an absolute value.",
+            target_field="criteria",
+        )
+    value = amount(sub.get("value"), about, "the value", "value")
     if value is None or value == 0:
-        about.add("the value must be greater than 0.")
+        about.add("the value must be greater than 0.", target_field="value")
     elif criteria == SubTargetCriteria.PERCENTAGE and value > 100:
-        about.add("a percentage cannot exceed 100.")
+        about.add("a percentage cannot exceed 100.", target_field="value")
     return {"id": old.id if old else None, "name": name, "criteria": criteria, "value": value}

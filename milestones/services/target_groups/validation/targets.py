@@ -33,6 +33,7 @@ class Milestone:
     start: date
     end: date
     live: bool = False
+    cycles_refused: bool = False  # the cycles were refused: per-cycle values are not checked
 
 
 @dataclass
@@ -62,7 +63,7 @@ def validate_target(
     out: dict = {"name": _name(asked, about)}
     kpi = asked.value_of("kpi")
     if kpi not in Kpi.values:
-        about.add(f"unknown KPI {kpi!r}; use one of {', '.join(Kpi.values)}.")
+        about.add(f"unknown KPI {kpi!r}; use one of {', '.join(Kpi.values)}.", target_field="kpi")
         return out
     out.update(_tracking(asked, kpi, about))
     if milestone.live and existing is not None:
@@ -85,7 +86,7 @@ def _name(asked: TargetRequest, about: About) -> str:
         name = asked.existing.name if asked.existing else ""
     name = (name or "").strip()
     if not name:
-        about.add("a target needs a name.")
+        about.add("a target needs a name.", target_field="name")
     return name
 
 
@@ -100,7 +101,8 @@ def _tracking(asked: TargetRequest, kpi: str, about: About) -> dict:
     )
     if entity not in KPI_ENTITIES[kpi]:
         about.add(
-            f"the KPI {kpi} is tracked on {' or '.join(KPI_ENTITIES[kpi])}, not on {entity!r}."
+            f"the KPI {kpi} is tracked on {' or '.join(KPI_ENTITIES[kpi])}, not on {entity!r}.",
+            target_field="entity",
         )
     out = {"kpi": kpi, "entity": entity}
     for attr in TRACKING_DETAILS:
@@ -123,15 +125,23 @@ def _check_locked_when_live(existing: Target, out: dict, about: About) -> None:
 
 def _check_what_the_kpi_needs(kpi: str, out: dict, about: About) -> None:
     if kpi.startswith("event_") and not out["event_name"]:
-        about.add("behavioural event KPIs need the event name.")
+        about.add("behavioural event KPIs need the event name.", target_field="event_name")
     if kpi in (Kpi.EVENT_SUM, Kpi.EVENT_DAILY_MAX_SUM) and not out["attribute"]:
-        about.add(f"the {kpi} KPI needs the event attribute to add up.")
+        about.add(f"the {kpi} KPI needs the event attribute to add up.", target_field="attribute")
     if kpi.startswith("customer_event_") and out["event_name"] not in CUSTOMER_EVENTS:
-        about.add(f"customer-level event must be one of {', '.join(CUSTOMER_EVENTS)}.")
+        about.add(
+            f"customer-level event must be one of {', '.join(CUSTOMER_EVENTS)}.",
+            target_field="event_name",
+        )
     if kpi.startswith("extended_field_") and not out["extended_field"]:
-        about.add("extended-field KPIs need the extended field's name.")
+        about.add(
+            "extended-field KPIs need the extended field's name.", target_field="extended_field"
+        )
     if kpi == Kpi.EXTENDED_FIELD_COUNT and not out["extended_field_value"]:
-        about.add("the COUNT KPI needs the extended field value to count.")
+        about.add(
+            "the COUNT KPI needs the extended field value to count.",
+            target_field="extended_field_value",
+        )
 
 
 def _points_type(kpi: str, points_type: str, about: About) -> str:
@@ -140,7 +150,7 @@ def _points_type(kpi: str, points_type: str, about: About) -> str:
         return points_type
     points_type = points_type or PointsType.BOTH
     if points_type not in PointsType.values:
-        about.add("points type must be regular, promotional or both.")
+        about.add("points type must be regular, promotional or both.", target_field="points_type")
     return points_type
 
 
@@ -158,11 +168,14 @@ def _source(asked: TargetRequest, kpi: str, milestone: Milestone, about: About) 
         else None
     )
     if source is None:
-        about.add("choose the target group whose achievements are counted.")
+        about.add(
+            "choose the target group whose achievements are counted.",
+            target_field="source_target_group",
+        )
         return None
     group_range = (milestone.start, milestone.end)
     for problem in milestones_achieved_source_problems(source, milestone.cycle_fields, group_range):
-        about.add(problem)
+        about.add(problem, target_field="source_target_group")
     return source.id
 
 
@@ -183,7 +196,7 @@ def milestones_achieved_source_problems(
     if not source.is_active:
         problems.append(f"the source {source.name!r} must be active.")
     start, end = group_range
-    if source.start < start or source.end > end:
+    if start and end and (source.start < start or source.end > end):
         problems.append(
             f"the source {source.name!r} ({source.start} to {source.end}) must lie inside this milestone's duration."
         )
@@ -201,10 +214,10 @@ def milestones_achieved_source_problems(
 
 
 def _value(asked: TargetRequest, about: About):
-    value = amount(asked.value_of("value", None), about, "the target value")
+    value = amount(asked.value_of("value", None), about, "the target value", "value")
     # Only asked for when no target had a refusal yet: a broken target says why first.
     if value is None and not about.errors.has(about.key):
-        about.add("a target value is required.")
+        about.add("a target value is required.", target_field="value")
     return value
 
 
@@ -215,15 +228,20 @@ def _cycle_values(asked: TargetRequest, milestone: Milestone, about: About) -> d
     if given is None:
         return asked.existing.cycle_values if asked.existing else {}
     if not isinstance(given, dict):
-        about.add("period_values must map a period name to a value.")
+        about.add("period_values must map a period name to a value.", target_field="period_values")
         return {}
     values = {}
     for key, raw in given.items():
         ordinal = cycle_ordinal(key, milestone.periods, milestone.cycle_fields.get("cycle_count"))
         if ordinal is None:
-            about.add(f"period_values names an unknown period {key!r}.")
+            if milestone.cycles_refused:
+                continue  # the cycles were refused: that refusal comes first
+            about.add(
+                f"period_values names an unknown period {key!r}.",
+                target_field=f"period_values.{key}",
+            )
             continue
-        number = amount(raw, about, f"the value for {key}")
+        number = amount(raw, about, f"the value for {key}", f"period_values.{key}")
         if number is not None:
             values[str(ordinal)] = str(number)
     return values
@@ -235,13 +253,24 @@ def _cycle_values(asked: TargetRequest, milestone: Milestone, about: About) -> d
 def check_target_names(org, cleaned_targets: list[dict], errors: Errors, exclude_ids=()) -> None:
     """Target names are unique in the organisation."""
     names = [t.get("name") for t in cleaned_targets if t.get("name")]
+    position = {}  # name -> the position of its last use (1-based)
+    for i, t in enumerate(cleaned_targets, start=1):
+        if t.get("name"):
+            position[t["name"]] = i
     for dup in {n for n in names if names.count(n) > 1}:
-        errors.add("targets", f"The target name {dup!r} is used twice.")
+        errors.add(
+            "targets",
+            f"The target name {dup!r} is used twice.",
+            target_field="name",
+            target=position[dup],
+        )
     taken = Target.objects.filter(organisation=org, name__in=names).exclude(pk__in=exclude_ids)
     for tname in taken.values_list("name", flat=True):
         errors.add(
             "targets",
             f"A target named {tname!r} already exists in this organisation: target names are unique.",
+            target_field="name",
+            target=position[tname],
         )
 
 
