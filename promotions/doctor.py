@@ -12,6 +12,10 @@ Warnings never block a save (errors — a syntax error, an unknown profile — s
 | `unknown_target` | a named target or milestone that exists in no live or upcoming milestone |
 | `unknown_sub_target` | `targetMilestoneTrigger.contains("S")` where no named target has a sub-target S |
 
+`condition_check` gives both what a save would refuse (each error with its position in the
+condition, for the screens to mark) and these warnings: the promotion form runs it while the
+configurer types.
+
 The checks read the condition's text after it has compiled (the names are the literals the
 compiler found); they are about meaning, not syntax.
 """
@@ -21,13 +25,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from milestones.models import SubTarget, Target, TargetGroup
 from milestones.selectors import org_today
 from rules import RuleError, compile_rule
 
-from .models import PromotionActivity
+from .models import Promotion, PromotionActivity
 
 _NAME = r'"((?:[^"\\]|\\.)*)"'
 _EV = r"(?:currentEvent\s*\.\s*)?"
@@ -138,6 +143,64 @@ class ConditionDoctor:
                 )
             self._subs[names] = set(subs.values_list("name", flat=True))
         return self._subs[names]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a save refuses in a condition; `position` (0-based, in the condition's text) when
+    the rule language knows it."""
+
+    message: str
+    position: int | None = None
+
+
+_AT_POSITION = re.compile(r"^(?P<message>.*) \(at position (?P<position>\d+)\)$", re.DOTALL)
+
+
+def condition_problems(messages) -> list[Problem]:
+    """The condition's error messages (as a save gives them: `RuleError`'s "... (at position
+    N)") with their positions apart."""
+    out = []
+    for text in messages:
+        m = _AT_POSITION.match(str(text))
+        if m:
+            out.append(Problem(m.group("message"), int(m.group("position"))))
+        else:
+            out.append(Problem(str(text)))
+    return out
+
+
+@dataclass(frozen=True)
+class ConditionCheck:
+    problems: list[Problem]
+    warnings: list[Warning]
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def condition_check(
+    *,
+    organisation,
+    condition: str,
+    activity: str = PromotionActivity.TARGET_PERIOD_ELAPSED,
+    doctor: ConditionDoctor | None = None,
+) -> ConditionCheck:
+    """What a save would say of `condition` (the rules of `Promotion.clean`: the syntax and
+    the names of the organisation's targets) and, when it is valid, the doctor's warnings.
+    `organisation` None (an operations account adding a promotion): the syntax only."""
+    promotion = Promotion(organisation=organisation, condition=condition)
+    try:
+        promotion.clean()
+    except ValidationError as exc:
+        messages = exc.message_dict.get("condition", []) if hasattr(exc, "error_dict") else []
+        if messages:
+            return ConditionCheck(condition_problems(messages), [])
+    if organisation is None:
+        return ConditionCheck([], [])
+    doctor = doctor or ConditionDoctor(organisation)
+    return ConditionCheck([], doctor.warnings(condition, activity))
 
 
 def condition_warnings(

@@ -17,14 +17,17 @@ from rules.syntax import Token, tokenize
 
 from .models import (
     ActionType,
+    Channel,
     Communication,
     Coupon,
     CouponSeries,
+    PointsBasis,
     Promotion,
     PromotionAction,
 )
 
-PROMOTION_FIELDS = ("name", "description", "activity", "start", "end", "is_active", "condition")
+PROMOTION_FIELDS = ("name", "description", "activity", "start", "end", "is_active", "condition",
+                    *Promotion.CAP_FIELDS)  # fmt: skip
 ACTION_FIELDS = (
     "type",
     "basis",
@@ -39,6 +42,9 @@ ACTION_FIELDS = (
     "template",
 )
 MAX_ACTIONS = 20
+
+#: an action's fields that belong to one type (the rest, `type` and `position`, to every action)
+TYPE_FIELDS = ACTION_FIELDS[1:]
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
@@ -55,6 +61,36 @@ def _decimal(value):
         return Decimal(str(value))
     except (InvalidOperation, ValueError):
         return value  # full_clean reports it
+
+
+def action_fields(action_type: str, *, basis: str = "", channel: str = "") -> tuple[str, ...]:
+    """The fields of TYPE_FIELDS that apply to an action of `action_type` (the amount that
+    goes with the points basis, the subject for an email); with the basis or channel not
+    chosen yet, the fields of every choice."""
+    if action_type == ActionType.AWARD_POINTS:
+        if basis == PointsBasis.FIXED:
+            amount = ("points",)
+        elif basis in PointsBasis.values:
+            amount = ("percent",)
+        else:
+            amount = ("points", "percent")
+        return ("basis", *amount, "rounding", "expiry_days", "points_type")
+    if action_type == ActionType.ISSUE_COUPON:
+        return ("series",)
+    if action_type == ActionType.SEND_MESSAGE:
+        subject = () if channel == Channel.SMS else ("subject",)
+        return ("channel", *subject, "template")
+    return ()
+
+
+def action_clear_inapplicable(action: PromotionAction) -> None:
+    """Blank the fields that do not apply to the action (see `action_fields`): a coupon
+    action keeps no points, a points action no message, an SMS no subject."""
+    keep = set(action_fields(action.type, basis=action.basis, channel=action.channel))
+    for name in TYPE_FIELDS:
+        if name not in keep:
+            field = PromotionAction._meta.get_field(name)
+            setattr(action, field.attname, None if field.null else "")
 
 
 def _build_actions(organisation: Organisation, items) -> tuple[list[PromotionAction], list[str]]:
@@ -93,8 +129,7 @@ def _build_actions(organisation: Organisation, items) -> tuple[list[PromotionAct
                 errors.append(f"{label}: series: unknown coupon series {ref!r}.")
                 continue
             action.series = found
-        if action.type != ActionType.AWARD_POINTS:
-            action.rounding, action.points_type = "", ""
+        action_clear_inapplicable(action)
         try:
             action.full_clean(exclude=["promotion"])
         except ValidationError as exc:
@@ -212,6 +247,11 @@ def _quoted(value: str, like: str) -> str:
         .replace("\t", "\\t")
     )
     return f"{quote}{escaped}{quote}"
+
+
+def rule_text(value: str) -> str:
+    """`value` as a rule-language text literal: `Monthly "gold"` -> `"Monthly \\"gold\\""`."""
+    return _quoted(value, '"')
 
 
 def condition_rename_target(condition: str, old: str, new: str) -> str:
