@@ -29,13 +29,14 @@ from django.utils.dateparse import parse_date
 
 from common.admin import OrgScopedAdmin, OrgScopedInline, ReadOnlyAdmin, sees_every_organisation
 from common.csv_safe import csv_cell
-from common.numbers import plain
+from common.numbers import grouped, plain
 from milestones.models import MilestoneStatus, Role, SubTarget, Target, TargetGroup
 from milestones.selectors import org_today
 from rules import RuleError
 from rules.syntax import tokenize
 
 from . import services
+from .caps import caps_near_limit, spend_for, with_spend
 from .consumer import events_retry
 from .doctor import (
     ConditionCheck,
@@ -382,6 +383,7 @@ class PromotionAdmin(OrgScopedAdmin):
         "is_active",
         "milestones",
         "action_count",
+        "spend_against_caps",
     ]
     list_filter = ["activity", "is_active"]
     search_fields = ["name", "condition"]
@@ -396,11 +398,21 @@ class PromotionAdmin(OrgScopedAdmin):
         fields = [name for name in PromotionForm.Meta.fields if name != "condition"]
         if sees_every_organisation(request.user):
             fields.insert(0, "organisation")
-        return [(None, {"fields": fields})]
+        caps = (
+            "Budget caps",
+            {
+                "fields": list(Promotion.CAP_FIELDS),
+                "description": "Blank: no cap. An award that would pass a cap is recorded as "
+                "'capped' with the reason, and nothing is given; at 80 % of a total cap the "
+                "configurers get an email.",
+            },
+        )
+        return [(None, {"fields": fields}), caps]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         fields = kwargs.pop("fields", None) or flatten_fieldsets(self.get_fieldsets(request, obj))
         fields = [*fields, *(["condition"] if "condition" not in fields else [])]
+        fields = [*fields, *(f for f in Promotion.CAP_FIELDS if f not in fields)]
         form = super().get_form(request, obj, change=change, fields=fields, **kwargs)
         organisation_id = request.user.organisation_id
         check_url = reverse(CHECK_URL)
@@ -416,12 +428,34 @@ class PromotionAdmin(OrgScopedAdmin):
         return Bound
 
     def get_queryset(self, request):
-        return (
+        return with_spend(
             super()
             .get_queryset(request)
             .select_related("organisation")
             .annotate(n_actions=Count("actions"))
         )
+
+    @admin.display(description="Spent / cap")
+    def spend_against_caps(self, obj):
+        spend = spend_for(obj)
+        parts = []
+        if obj.cap_points_total is not None:
+            parts.append(f"{grouped(spend.points)} / {grouped(obj.cap_points_total)} points")
+        if obj.cap_coupons_total is not None:
+            parts.append(f"{grouped(spend.coupons)} / {grouped(obj.cap_coupons_total)} coupons")
+        if obj.cap_points_per_customer_per_cycle is not None:
+            parts.append(
+                f"≤ {grouped(obj.cap_points_per_customer_per_cycle)} per customer and cycle"
+            )
+        return "; ".join(parts) or "no cap"
+
+    def changelist_view(self, request, extra_context=None):
+        """A banner for each capped promotion at 80 % of a cap or more."""
+        if request.method == "GET":
+            promotions = self.get_queryset(request).filter(is_active=True)
+            for line in caps_near_limit(promotions):
+                self.message_user(request, f"Near its budget cap: {line}", messages.WARNING)
+        return super().changelist_view(request, extra_context)
 
     def get_urls(self):
         extra = [
@@ -674,7 +708,8 @@ class AwardAdmin(OrgScopedAdmin):
     view_roles = (Role.CONFIGURER, Role.MEMBER_CARE)
     change_roles = ()
     list_display = ["id", "type", "status", "customer", "promotion", "target_group", "target",
-                    "period", "points", "points_type", "coupon_code", "awarded_at"]  # fmt: skip
+                    "period", "points_shown", "points_type", "coupon_code", "awarded_at",
+                    "reason"]  # fmt: skip
     list_filter = ["type", "status", "points_type"]
     list_select_related = ["customer", "promotion", "target_group", "target"]
     search_fields = ["customer__mobile", "customer__email", "coupon_code", "promotion__name"]
@@ -690,6 +725,14 @@ class AwardAdmin(OrgScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Points", ordering="points")
+    def points_shown(self, obj):
+        return grouped(obj.points, empty="—")
+
+    @admin.display(description="Why nothing was given")
+    def reason(self, obj):
+        return obj.error or ""
 
     def get_urls(self):
         extra = [

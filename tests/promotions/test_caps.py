@@ -171,3 +171,30 @@ def test_member_care_shows_a_capped_award_with_its_reason(
     html = admin_client_for(member_care).get(url).content.decode()
     assert "mc-action--capped" in html
     assert "Spend bonus (not given, capped: Points cap reached: 100 of 100 points" in html
+
+
+@pytest.mark.django_db
+def test_the_promotion_list_shows_spend_against_caps_and_a_banner_at_80_percent(
+    org, make_group, promo, admin_client_for, configurer
+):
+    make_group("ABC")
+    promo(REACHED, name="Near", cap_points_total=Decimal(250), cap_coupons_total=5)
+    promo(REACHED, name="Uncapped")
+    target_events_consume(event_ids=_events(org, 2))  # 200 of 250 points paid by "Near"
+    page = admin_client_for(configurer).get("/admin/promotions/promotion/").content.decode()
+    assert "200 / 250 points; 0 / 5 coupons" in page
+    assert "no cap" in page
+    assert "Near its budget cap: Near: 80 % of its points cap (250) is used." in page
+    ledger = admin_client_for(configurer).get("/admin/promotions/award/").content.decode()
+    assert ">100<" in ledger and "100.0000" not in ledger  # plain numbers
+
+
+@pytest.mark.django_db
+def test_caps_are_set_on_the_promotion_form(org, make_group, promo, admin_client_for, configurer):
+    make_group("ABC")
+    p = promo(REACHED)
+    form = admin_client_for(configurer).get(f"/admin/promotions/promotion/{p.pk}/change/")
+    html = form.content.decode()
+    assert "Budget caps" in html
+    for name in ("cap_points_total", "cap_coupons_total", "cap_points_per_customer_per_cycle"):
+        assert f'name="{name}"' in html
