@@ -36,6 +36,7 @@ from milestones.models import TargetGroup
 from milestones.thresholds import threshold
 
 from .models import Customer, CustomerTargetValue, EnrolmentNotification
+from .signals import notifications_written
 
 EVENT_NAME = EnrolmentNotification.EVENT_NAME
 
@@ -215,10 +216,27 @@ def _insert(rows: list[EnrolmentNotification], target_group_id: int) -> int:
     except IntegrityError:  # a concurrent enrolment wrote some of them first
         created = EnrolmentNotification.objects.bulk_create(rows, ignore_conflicts=True)
         _stamp_event_ids(target_group_id, None)
+        # ours and the racing writer's (which announced its own: the webhooks outbox keeps
+        # one delivery per notification)
+        ids = EnrolmentNotification.objects.filter(
+            target_group_id=target_group_id,
+            target_id__in={r.target_id for r in rows},
+            customer_id__in={r.customer_id for r in rows},
+        ).values_list("id", flat=True)
+        announce_written(rows[0].organisation_id, list(ids))
         return len(created)
     pks = [r.pk for r in created if r.pk is not None]
     _stamp_event_ids(target_group_id, (min(pks), max(pks)) if pks else None)
+    announce_written(rows[0].organisation_id, pks)
     return len(created)
+
+
+def announce_written(organisation_id: int, ids: list[int]) -> None:
+    """`signals.notifications_written`, in the writing transaction (the webhooks outbox)."""
+    if ids:
+        notifications_written.send(
+            sender=EnrolmentNotification, organisation_id=organisation_id, notification_ids=ids
+        )
 
 
 def _stamp_event_ids(target_group_id: int, id_range: tuple[int, int] | None) -> None:

@@ -1,9 +1,12 @@
 """Activities in: validated as a whole batch, stored durably, then tracked after commit.
 
-The integrator's `id` is the idempotency key (unique per organisation): the insert is an
-`INSERT ... ON CONFLICT DO NOTHING RETURNING`, so exactly the new rows are reported as
-accepted and everything else as duplicates, however many retries or concurrent copies of
-the same batch arrive.
+The integrator's `id` is the idempotency key (unique per organisation, in its own table,
+`ActivityKey`, since activities are partitioned by month on PostgreSQL): the keys are
+inserted `INSERT ... ON CONFLICT DO NOTHING RETURNING`, then the activities of exactly the
+keys returned, in the same transaction. So exactly the new rows are reported as accepted and
+everything else as duplicates, however many retries or concurrent copies of the same batch
+arrive: a concurrent copy waits on the key's unique index until the first commits (then it
+finds the key) or rolls back (then it inserts it).
 
 The batch's behavioural and customer-level event names (with their attribute names) feed the
 organisation's event catalogue (`milestones.services.event_types.event_types_learn`): one
@@ -34,7 +37,7 @@ from milestones.selectors import closest_event_name, event_names, event_types_kn
 from milestones.services.event_types import event_types_learn
 
 from .kpis import PROGRESS_LIMIT, to_decimal
-from .models import Activity, ActivityStatus, ActivityType, Progress
+from .models import Activity, ActivityKey, ActivityStatus, ActivityType, Progress
 
 MAX_BATCH = 1000
 
@@ -328,10 +331,14 @@ def _lock_customers(ids: list[int]) -> None:
 
 
 def _insert_returning(rows: list[dict]) -> dict[str, int]:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: {external_id: pk} of the rows inserted."""
+    """{external_id: pk} of the rows inserted: per chunk, one `INSERT ... ON CONFLICT DO
+    NOTHING RETURNING` of the keys (in external_id order, the order the caller sorts by, so
+    two batches wait for each other instead of deadlocking), then one INSERT of the
+    activities of the keys it returned (the first row of each, as before)."""
     if not rows:
         return {}
     table = Activity._meta.db_table
+    keys_table = ActivityKey._meta.db_table
     cols = ["organisation_id", "external_id", "type", "customer_id", "occurred_at", "store_code", "name", "bill_number",
             "payload", "status", "attempts", "error", "received_at"]  # fmt: skip
     now = timezone.now()
@@ -341,6 +348,20 @@ def _insert_returning(rows: list[dict]) -> dict[str, int]:
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
+            cursor.execute(
+                f"INSERT INTO {keys_table} (organisation_id, external_id) VALUES "
+                f"{', '.join(['(%s, %s)'] * len(chunk))} "
+                "ON CONFLICT (organisation_id, external_id) DO NOTHING RETURNING external_id",
+                [v for r in chunk for v in (r["organisation_id"], r["external_id"])],
+            )
+            fresh = {ext for (ext,) in cursor.fetchall()}
+            first: dict[str, dict] = {}
+            for r in chunk:
+                if r["external_id"] in fresh:
+                    first.setdefault(r["external_id"], r)
+            chunk = list(first.values())
+            if not chunk:
+                continue
             params = []
             adapt = connection.ops.adapt_datetimefield_value
             for r in chunk:
@@ -349,7 +370,7 @@ def _insert_returning(rows: list[dict]) -> dict[str, int]:
                            adapt(now)]  # fmt: skip
             sql = (
                 f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([one] * len(chunk))} "
-                "ON CONFLICT (organisation_id, external_id) DO NOTHING RETURNING external_id, id"
+                "RETURNING external_id, id"
             )
             cursor.execute(sql, params)
             inserted.update(dict(cursor.fetchall()))

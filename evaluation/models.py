@@ -24,7 +24,12 @@ class Activity(models.Model):
     """What a customer did, stored durably before anything is tracked.
 
     `external_id` is the integrator's idempotency key: unique per organisation, so a retry or
-    a replay is recognised as a duplicate and counted once.
+    a replay is recognised as a duplicate and counted once. Its uniqueness lives in
+    `ActivityKey` (below), written in the same transaction as the activity: on PostgreSQL
+    this table is partitioned by month on `occurred_at` (`evaluation/partitions.py`), and a
+    unique constraint on a partitioned table must include the partition key. There the
+    primary key is `(id, occurred_at)`; `id` alone stays the pk Django knows, and it is still
+    unique (one identity sequence feeds every partition).
 
     Foreign keys that lead a composite index here or below carry no index of their own
     (`db_index=False`): tracking updates activity and progress rows all the time, and a
@@ -56,11 +61,9 @@ class Activity(models.Model):
 
     class Meta:
         verbose_name_plural = "activities"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organisation", "external_id"], name="activity_idempotency_key"
-            ),
-        ]
+        # Migration 0009 recreates these on the partitioned table (PostgreSQL): a change here
+        # is an ordinary AddIndex/RemoveIndex migration, which PostgreSQL applies to every
+        # partition.
         indexes = [
             models.Index(
                 fields=["status", "id"],
@@ -78,6 +81,27 @@ class Activity(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.external_id}"
+
+
+class ActivityKey(models.Model):
+    """An activity's idempotency key: (organisation, the integrator's id), unique. Ingest
+    inserts the batch's keys `ON CONFLICT DO NOTHING RETURNING` and then only the activities
+    of the keys it got back, in one transaction (`evaluation/ingest.py`): a retry, a replay or
+    a concurrent copy of a batch is recognised and counted once.
+
+    Keys outlive their activities: `prune_activities` drops old months of activities and
+    keeps their keys, so a replay of an old id is still answered "duplicate" instead of
+    being stored and counted again (a key is a few dozen bytes; an activity is its payload).
+    """
+
+    pk = models.CompositePrimaryKey("organisation", "external_id")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    external_id = models.CharField(max_length=200)
+
+    def __str__(self):
+        return f"{self.organisation_id}:{self.external_id}"
 
 
 class NearMissRule(models.Model):
@@ -226,10 +250,19 @@ class ProgressDay(models.Model):
 
 class Contribution(models.Model):
     """How much a billed transaction added to a sales/quantity progress row: a return finds
-    here the cycle that counted its bill. (Other contributions are not stored.)"""
+    here the cycle that counted its bill. (Other contributions are not stored.)
+
+    `activity` has no foreign-key constraint in the database: on PostgreSQL activities are
+    partitioned and a foreign key to them would have to carry `occurred_at` too. The ORM
+    still cascades, and `prune_activities` deletes a month's contributions before the month
+    (`evaluation.partitions`)."""
 
     activity = models.ForeignKey(
-        Activity, on_delete=models.CASCADE, related_name="contributions", db_index=False
+        Activity,
+        on_delete=models.CASCADE,
+        related_name="contributions",
+        db_index=False,
+        db_constraint=False,
     )
     progress = models.ForeignKey(Progress, on_delete=models.CASCADE, related_name="contributions")
     amount = models.DecimalField(max_digits=22, decimal_places=4)

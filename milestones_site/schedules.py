@@ -13,6 +13,8 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "evaluate-cycles": ("evaluation.tasks.evaluate_plan", 300),
     # hourly, so each organisation's day boundary is seen within the hour; once per cycle
     "near-misses": ("evaluation.tasks.check_near_misses", 3600),
+    # pg_partman keeps three months of activity partitions ahead; daily is plenty
+    "activity-partitions": ("evaluation.tasks.maintain_activity_partitions", 86400),
     "promotions-consume-sweep": ("promotions.tasks.consume_sweep", 60),
     "promotions-communications": ("promotions.tasks.communications_sweep", 300),
     "webhooks-deliver": ("webhooks.tasks.deliver_due", 60),

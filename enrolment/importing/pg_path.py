@@ -41,6 +41,7 @@ from ..models import (
 )
 from ..notifications import (
     EVENT_NAME,
+    announce_written,
     customer_identifiers,
     enrolment_payload,
     notification_cycle,
@@ -538,10 +539,14 @@ class PgImport:
                 ) x
                 JOIN {customer_t} c ON c.id = x.customer_id
                 ON CONFLICT (target_id, customer_id) DO NOTHING
+                RETURNING id
                 """,
                 [EVENT_NAME, EnrolmentSource.CUSTOM_LIST, *params, part["default"]],
             )
-            written += cursor.rowcount
+            ids = [row[0] for row in cursor.fetchall()]
+            written += len(ids)
+            # in this chunk's transaction: the webhooks outbox commits with the rows
+            announce_written(group.organisation_id, ids)
         return written
 
     def drop(self) -> None:
