@@ -140,7 +140,7 @@ def insert_rows(
     return None
 
 
-def hold_references(cursor, held: dict) -> bool:
+def hold_references(cursor, held: dict, organisation_id: int | None = None) -> bool:
     """Check a bulk write's foreign keys set-based instead of row by row, on PostgreSQL when
     the database role may set `session_replication_role` (superusers; on PostgreSQL 15+ any
     role after `GRANT SET ON PARAMETER session_replication_role TO ...`).
@@ -155,7 +155,9 @@ def hold_references(cursor, held: dict) -> bool:
     `SET_BASED_REFERENCES=0` turns this off everywhere. Rows the caller holds a stronger lock
     on already (FOR UPDATE, FOR NO KEY UPDATE), or created in this transaction, need no entry.
     Returns whether the triggers are off; when not (another database, no permission, an id
-    missing), nothing changed and the triggers check each row as usual."""
+    missing), nothing changed and the triggers check each row as usual. With
+    `organisation_id`, the lock of each model that has an organisation names it too (a
+    database distributed by organisation routes it to one node: docs/scaling.md)."""
     conn = cursor.db
     if conn.vendor != "postgresql" or not getattr(settings, "SET_BASED_REFERENCES", True):
         return False
@@ -172,10 +174,14 @@ def hold_references(cursor, held: dict) -> bool:
         wanted = sorted({int(i) for i in ids if i is not None})
         if not wanted:
             continue
+        scoped = organisation_id is not None and any(
+            f.attname == "organisation_id" for f in model._meta.concrete_fields
+        )
         cursor.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {conn.ops.quote_name(model._meta.db_table)} "
-            "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE) s",
-            [pg_array(wanted)],
+            f"WHERE {'organisation_id = %s AND ' if scoped else ''}id = ANY(%s::bigint[]) "
+            "ORDER BY id FOR KEY SHARE) s",
+            [organisation_id, pg_array(wanted)] if scoped else [pg_array(wanted)],
         )
         if cursor.fetchone()[0] != len(wanted):
             return False  # a row went away: let the row triggers report it
@@ -189,11 +195,11 @@ def hold_references(cursor, held: dict) -> bool:
 
 
 @contextmanager
-def references_held(cursor, held: dict):
+def references_held(cursor, held: dict, organisation_id: int | None = None):
     """`hold_references` for the writes inside the block (yields whether it held them); the
     row triggers are on again for the rest of the transaction once the block ends. On an
     error the transaction or savepoint rolls back, which switches them back on too."""
-    on = hold_references(cursor, held)
+    on = hold_references(cursor, held, organisation_id)
     yield on
     if on:
         cursor.execute("SET LOCAL session_replication_role = origin")

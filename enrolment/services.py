@@ -74,7 +74,7 @@ def auto_enrol_on_activities(
     customer_ids = list(wanted)
     group_ids = {g.id for groups in wanted.values() for g in groups}
     rows = Enrolment.objects.filter(
-        customer_id__in=customer_ids, target_group_id__in=group_ids
+        organisation_id=organisation_id, customer_id__in=customer_ids, target_group_id__in=group_ids
     ).values_list("customer_id", "target_group_id", "is_active")
     known: dict[int, dict[int, bool]] = defaultdict(dict)
     for customer_id, group_id, is_active in rows:
@@ -120,7 +120,11 @@ def _insert_auto_enrolments(organisation_id: int, new_by_group: dict[int, list[i
         return
     with (
         connection.cursor() as cursor,
-        references_held(cursor, {TargetGroup: new_by_group, Customer: customers}),
+        references_held(
+            cursor,
+            {TargetGroup: new_by_group, Customer: customers},
+            organisation_id=organisation_id,
+        ),
     ):
         cursor.execute(
             f"INSERT INTO {Enrolment._meta.db_table} (organisation_id, target_group_id, "

@@ -24,6 +24,7 @@ from milestones.models import CycleType, Period, TargetGroup
 
 from . import events as events_
 from .models import CycleAnchor, EvaluationRun, Progress, RunStatus, TargetEvent, TargetEventType
+from .signals import target_events_written
 
 CHUNK_SPAN = 10_000  # customer ids per chunk
 REQUEUE_AFTER = timedelta(minutes=10)
@@ -56,16 +57,17 @@ def evaluation_plan(*, as_of: datetime) -> list[EvaluationRun]:
     runs = []
     for period in due_periods(as_of=as_of):
         group = period.target_group
-        span = Enrolment.objects.filter(target_group=group, is_active=True).aggregate(
-            lo=Min("customer_id"), hi=Max("customer_id")
+        enrolled = Enrolment.objects.filter(
+            organisation_id=group.organisation_id, target_group=group, is_active=True
         )
+        span = enrolled.aggregate(lo=Min("customer_id"), hi=Max("customer_id"))
         chunks = []
         if span["lo"] is not None:
             lo = span["lo"]
             while lo <= span["hi"]:
                 chunks.append([lo, min(lo + CHUNK_SPAN - 1, span["hi"])])
                 lo += CHUNK_SPAN
-        total = Enrolment.objects.filter(target_group=group, is_active=True).count()
+        total = enrolled.count()
         run, _ = EvaluationRun.objects.get_or_create(
             period=period,
             defaults={
@@ -95,7 +97,7 @@ def _triggers_cte() -> str:
     return (
         f"WITH trig AS (SELECT customer_id, {agg} AS names FROM (SELECT se.customer_id, st.name, st.value "
         "FROM evaluation_targetevent se JOIN milestones_subtarget st ON st.id = se.sub_target_id "
-        "WHERE se.target_id = %s AND se.cycle_ordinal = %s "
+        "WHERE se.organisation_id = %s AND se.target_id = %s AND se.cycle_ordinal = %s "
         f"AND se.type = '{TargetEventType.SUB_TARGET_ACHIEVED.value}' "
         f"AND se.customer_id BETWEEN %s AND %s{order}) st GROUP BY customer_id) "
     )
@@ -135,27 +137,37 @@ def evaluation_run_chunk(
                     COALESCE(trig.names, {empty}), NULL, FALSE, %s, %s, NULL
                 FROM enrolment_enrolment e
                 LEFT JOIN evaluation_progress p
-                    ON p.customer_id = e.customer_id AND p.target_id = %s AND p.cycle_ordinal = %s
+                    ON p.customer_id = e.customer_id AND p.organisation_id = e.organisation_id
+                    AND p.target_id = %s AND p.cycle_ordinal = %s
                 LEFT JOIN enrolment_customertargetvalue v
-                    ON v.customer_id = e.customer_id AND v.target_id = %s AND v.cycle_ordinal = %s
+                    ON v.customer_id = e.customer_id AND v.organisation_id = e.organisation_id
+                    AND v.target_id = %s AND v.cycle_ordinal = %s
                 LEFT JOIN trig ON trig.customer_id = e.customer_id
-                WHERE e.target_group_id = %s AND e.is_active AND e.customer_id BETWEEN %s AND %s
+                WHERE e.organisation_id = %s AND e.target_group_id = %s AND e.is_active
+                    AND e.customer_id BETWEEN %s AND %s
                 ON CONFLICT (organisation_id, dedupe_key) DO NOTHING
                 RETURNING id
             """
             params = [
-                target.id, period.ordinal, lo, hi,
+                group.organisation_id, target.id, period.ordinal, lo, hi,
                 group.organisation_id, f"period_elapsed:{target.id}:", f":{period.ordinal}", group.id,
                 target.id, period.ordinal, period.name, str(default),
                 adapt(occurred), adapt(now),
                 target.id, period.ordinal, target.id, period.ordinal,
-                group.id, lo, hi,
+                group.organisation_id, group.id, lo, hi,
             ]  # fmt: skip
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 ids.extend(row[0] for row in cursor.fetchall())
+        if ids:  # in this transaction: the webhooks outbox commits with the events
+            target_events_written.send(
+                sender=TargetEvent, organisation_id=group.organisation_id, event_ids=ids
+            )
         customers = Enrolment.objects.filter(
-            target_group=group, is_active=True, customer__id__range=(lo, hi)
+            organisation_id=group.organisation_id,
+            target_group=group,
+            is_active=True,
+            customer__id__range=(lo, hi),
         ).count()
         locked = EvaluationRun.objects.select_for_update().get(pk=run.pk)
         if [lo, hi] not in locked.chunks_done:
@@ -190,20 +202,20 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
     for group in groups:
         offset = timedelta(days=group.effective_offset_days)
         targets = list(group.targets.all())
+        org_id = group.organisation_id  # named in every read: docs/scaling.md, "Past one primary"
         enrolled = set(
-            Enrolment.objects.filter(target_group=group, is_active=True).values_list(
-                "customer_id", flat=True
-            )
+            Enrolment.objects.filter(
+                organisation_id=org_id, target_group=group, is_active=True
+            ).values_list("customer_id", flat=True)
         )
         progress = {
             (p.target_id, p.customer_id, p.cycle_ordinal): p
-            for p in Progress.objects.filter(target__in=targets)
+            for p in Progress.objects.filter(organisation_id=org_id, target__in=targets)
         }
         due = []  # (customer_id, ordinal, end, only this target or None)
         if group.cycle_type == CycleType.CYCLIC:
-            for customer_id, anchor in CycleAnchor.objects.filter(target_group=group).values_list(
-                "customer_id", "anchor_at"
-            ):
+            anchors = CycleAnchor.objects.filter(organisation_id=org_id, target_group=group)
+            for customer_id, anchor in anchors.values_list("customer_id", "anchor_at"):
                 for k in range(1, (group.cycle_count or 0) + 1):
                     end = cyclic_window(anchor, group.cycle_frequency, group.cycle_days, k)[1]
                     if end + offset <= as_of:
@@ -214,7 +226,7 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
                 end = p.cycle_end or group_end
                 if end + offset <= as_of:
                     due.append((customer_id, ordinal, end, target_id))
-        events = TargetEvent.objects.filter(target__in=targets)
+        events = TargetEvent.objects.filter(organisation_id=org_id, target__in=targets)
         done = set(
             events.filter(type=TargetEventType.PERIOD_ELAPSED).values_list(
                 "target_id", "customer_id", "cycle_ordinal"
@@ -232,7 +244,7 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
             continue
         custom = {
             (v.target_id, v.customer_id, v.cycle_ordinal): v.value
-            for v in CustomerTargetValue.objects.filter(target__in=targets)
+            for v in CustomerTargetValue.objects.filter(organisation_id=org_id, target__in=targets)
         }
         reached: dict[tuple[int, int, int], list[str]] = {}
         for key in (
@@ -266,6 +278,10 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
             inserted = insert_rows(TargetEvent, fresh, ignore_conflicts=True, return_ids=True)
             if inserted is None:
                 inserted = list(mine.exclude(dedupe_key__in=there).values_list("id", flat=True))
+            if inserted:  # in this transaction: the webhooks outbox commits with the events
+                target_events_written.send(
+                    sender=TargetEvent, organisation_id=group.organisation_id, event_ids=inserted
+                )
         written += inserted
     return written
 

@@ -163,7 +163,7 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
         rows = []
         for i, item in enumerate(items):
             rows.append(_row(organisation, item, customer_ids[i]))
-        _lock_customers(sorted(set(customer_ids.values())))
+        _lock_customers(organisation.id, sorted(set(customer_ids.values())))
         inserted = _insert_returning(sorted(rows, key=lambda r: r["external_id"]))
         if events:
             event_types_learn(organisation=organisation, seen=events, known=catalogued)
@@ -183,7 +183,7 @@ def activities_ingest(*, organisation, items: list[dict]) -> IngestResult:
         from .tasks import queue_tracking
 
         pks = list(result.activity_pks)
-        transaction.on_commit(lambda: queue_tracking(pks))
+        transaction.on_commit(lambda: queue_tracking(pks, organisation.id))
     return result
 
 
@@ -315,7 +315,7 @@ def _row(org, item: dict, customer_id: int) -> dict:
     }
 
 
-def _lock_customers(ids: list[int]) -> None:
+def _lock_customers(organisation_id: int, ids: list[int]) -> None:
     """Take the activity rows' foreign-key locks (KEY SHARE on their customers) now, in id
     order. Left to the deferred foreign-key checks at commit, they would be taken in the
     batch's order; anything that locks customers harder in id order (a `FOR UPDATE`) would
@@ -326,7 +326,9 @@ def _lock_customers(ids: list[int]) -> None:
     table = Customer._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [ids]
+            f"SELECT id FROM {table} WHERE organisation_id = %s AND id = ANY(%s) "
+            "ORDER BY id FOR KEY SHARE",
+            [organisation_id, ids],
         )
 
 

@@ -48,8 +48,11 @@ def resolve_cycle(target: Target, period: str | None, now=None) -> tuple[int, st
     return current.ordinal, current.name
 
 
-def _ranked(target_id: int, ordinal: int):
-    return Progress.objects.filter(target_id=target_id, cycle_ordinal=ordinal, achieved__gt=0)
+def _ranked(target_id: int, ordinal: int, organisation_id: int | None = None):
+    """The ranked rows; with the organisation (the target's) named, as a database
+    distributed by organisation needs (docs/scaling.md, "Past one primary")."""
+    rows = Progress.objects.filter(target_id=target_id, cycle_ordinal=ordinal, achieved__gt=0)
+    return rows if organisation_id is None else rows.filter(organisation_id=organisation_id)
 
 
 def top(*, target: Target, ordinal: int, limit: int = 10, offset: int = 0) -> list[dict]:
@@ -57,8 +60,10 @@ def top(*, target: Target, ordinal: int, limit: int = 10, offset: int = 0) -> li
         raise LeaderboardError(f"limit must be between 1 and {MAX_TOP}.")
     if not 0 <= offset <= MAX_OFFSET:
         raise LeaderboardError(f"offset must be between 0 and {MAX_OFFSET}.")
+    org_id = target.organisation_id
     rows = list(
-        _ranked(target.id, ordinal)
+        _ranked(target.id, ordinal, org_id)
+        .filter(customer__organisation_id=org_id)  # the join, co-located
         .order_by("-achieved", "reached_at", "id")
         .values("customer_id", "achieved", "customer__name")[offset : offset + limit]
     )
@@ -68,7 +73,10 @@ def top(*, target: Target, ordinal: int, limit: int = 10, offset: int = 0) -> li
     for i, row in enumerate(rows):
         if row["achieved"] != previous:
             rank = (
-                (_ranked(target.id, ordinal).filter(achieved__gt=row["achieved"]).count() + 1)
+                (
+                    _ranked(target.id, ordinal, org_id).filter(achieved__gt=row["achieved"]).count()
+                    + 1
+                )
                 if i == 0
                 else offset + i + 1
             )
@@ -84,9 +92,11 @@ def top(*, target: Target, ordinal: int, limit: int = 10, offset: int = 0) -> li
     return out
 
 
-def rank_of(*, target_id: int, ordinal: int, customer_id: int) -> tuple[int | None, object]:
+def rank_of(
+    *, target_id: int, ordinal: int, customer_id: int, organisation_id: int | None = None
+) -> tuple[int | None, object]:
     row = (
-        _ranked(target_id, ordinal)
+        _ranked(target_id, ordinal, organisation_id)
         .filter(customer_id=customer_id)
         .values_list("achieved", flat=True)
         .first()
@@ -96,7 +106,7 @@ def rank_of(*, target_id: int, ordinal: int, customer_id: int) -> tuple[int | No
     fast = ranks.rank(target_id=target_id, ordinal=ordinal, achieved=row)
     if fast is not None:
         return fast, row
-    return _ranked(target_id, ordinal).filter(achieved__gt=row).count() + 1, row
+    return _ranked(target_id, ordinal, organisation_id).filter(achieved__gt=row).count() + 1, row
 
 
 def customer_ranks(*, customer, limit: int = MAX_RANKS, offset: int = 0) -> list[dict]:
@@ -105,7 +115,10 @@ def customer_ranks(*, customer, limit: int = MAX_RANKS, offset: int = 0) -> list
     if not 0 <= offset <= MAX_OFFSET:
         raise LeaderboardError(f"offset must be between 0 and {MAX_OFFSET}.")
     group_ids = Enrolment.objects.filter(
-        customer=customer, is_active=True, target_group__leaderboard_enabled=True
+        organisation_id=customer.organisation_id,
+        customer=customer,
+        is_active=True,
+        target_group__leaderboard_enabled=True,
     ).values_list("target_group_id", flat=True)
     targets = (
         Target.objects.filter(target_group_id__in=group_ids)
@@ -116,7 +129,12 @@ def customer_ranks(*, customer, limit: int = MAX_RANKS, offset: int = 0) -> list
     out = []
     for target in targets:
         ordinal, name = resolve_cycle(target, None)
-        rank, achieved = rank_of(target_id=target.id, ordinal=ordinal, customer_id=customer.id)
+        rank, achieved = rank_of(
+            target_id=target.id,
+            ordinal=ordinal,
+            customer_id=customer.id,
+            organisation_id=customer.organisation_id,
+        )
         out.append(
             {
                 "target_group": target.target_group.name,

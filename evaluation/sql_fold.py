@@ -122,6 +122,7 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
         pg_array([where[k][0].target.value_for_cycle(k[2]) for k in keys]),
         pg_array(deltas),
         pg_array([amounts[k][-1][0].occurred_at for k in keys]),
+        org.id,
     ]
     progress_t, values_t = Progress._meta.db_table, CustomerTargetValue._meta.db_table
     held = {Organisation: [org.id], Target: {k[1] for k in keys}, Period: {p.id for p in periods}}
@@ -138,6 +139,7 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
                         %s::timestamptz[]) AS u(c, t, o, period, cs, ce, dv, d, r)
             LEFT JOIN {values_t} v
                 ON v.target_id = u.t AND v.customer_id = u.c AND v.cycle_ordinal = u.o
+                AND v.organisation_id = %s
             ON CONFLICT (target_id, customer_id, cycle_ordinal) DO UPDATE SET
                 achieved = p.achieved + EXCLUDED.achieved,
                 reached_at = greatest(p.reached_at, EXCLUDED.reached_at),
@@ -180,7 +182,8 @@ def fold(*, org, fast: dict[int, list], closed: dict, closed_periods: set) -> Fo
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {progress_t} SET achieved_at = u.at FROM unnest(%s::bigint[], "
-                f"%s::timestamptz[]) AS u(id, at) WHERE {progress_t}.id = u.id",
-                [pg_array([r[0] for r in reached]), pg_array([r[1] for r in reached])],
+                f"%s::timestamptz[]) AS u(id, at) WHERE {progress_t}.id = u.id "
+                f"AND {progress_t}.organisation_id = %s",
+                [pg_array([r[0] for r in reached]), pg_array([r[1] for r in reached]), org.id],
             )
     return out

@@ -10,13 +10,15 @@ log = logging.getLogger(__name__)
 TRACK_CHUNK = 1000
 
 
-def queue_tracking(activity_ids: list[int]) -> None:
+def queue_tracking(activity_ids: list[int], organisation_id: int | None = None) -> None:
     """Queue tracking in chunks. A broker outage loses nothing: the rows stay pending and the
-    sweeper re-queues them."""
+    sweeper re-queues them. A caller that knows the activities' organisation passes it: the
+    task then names it in every statement (docs/scaling.md, "Past one primary")."""
+    scope = {} if organisation_id is None else {"organisation_id": organisation_id}
     for start in range(0, len(activity_ids), TRACK_CHUNK):
         chunk = activity_ids[start : start + TRACK_CHUNK]
         try:
-            track_activities.delay(chunk)
+            track_activities.delay(chunk, **scope)
         except Exception:  # noqa: BLE001 - any broker failure: the sweeper will pick them up
             log.warning(
                 "could not queue tracking for %d activities; the sweeper will retry",
@@ -26,10 +28,10 @@ def queue_tracking(activity_ids: list[int]) -> None:
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def track_activities(activity_ids: list[int]) -> int:
+def track_activities(activity_ids: list[int], organisation_id: int | None = None) -> int:
     from .tracking import activities_track
 
-    result = activities_track(activity_ids=activity_ids)
+    result = activities_track(activity_ids=activity_ids, organisation_id=organisation_id)
     _after_tracking(result)
     hand_off_achievements(result.achieved_targets)
     return result.activities
@@ -109,3 +111,11 @@ def check_near_misses() -> int:
     from .near_miss import near_misses_check
 
     return len(near_misses_check())
+
+
+@shared_task
+def maintain_activity_partitions() -> int:
+    """Beat: pg_partman creates the activity months ahead (nothing on SQLite)."""
+    from .partitions import partitions_maintain
+
+    return len(partitions_maintain())

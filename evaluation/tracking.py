@@ -53,6 +53,7 @@ from .models import (
 from .models import (
     Contribution as ContributionRow,
 )
+from .signals import target_events_written
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -71,6 +72,7 @@ BATCH_CUSTOMERS = 500
 def activities_track(
     *,
     activity_ids: list[int],
+    organisation_id: int | None = None,
     reprocess: bool = False,
     only_group_id: int | None = None,
     now: datetime | None = None,
@@ -79,17 +81,22 @@ def activities_track(
 
     `now` decides which cycles are still open (end + offset days); it defaults to the clock.
 
+    `organisation_id`, when the caller knows it, scopes the first read too, so every
+    statement names the organisation (docs/scaling.md, "Past one primary"): activities of
+    another organisation among the ids are then left alone. Without it, that first read (by
+    primary key only) finds the organisations; it is the one statement a database
+    distributed by organisation could not send to one node.
+
     No poison pills: a batch that fails is tracked again customer by customer, and a customer
     that fails activity by activity; the activity that fails alone is marked failed with its
     error (`activity_failed`) and the others are tracked. A transient database error
     (`OperationalError`) is not isolated: it fails the task, which Celery retries.
     """
     result = TrackResult()
-    rows = (
-        Activity.objects.filter(id__in=activity_ids)
-        .values_list("organisation_id", "customer_id")
-        .distinct()
-    )
+    scope = Activity.objects.filter(id__in=activity_ids)
+    if organisation_id is not None:
+        scope = scope.filter(organisation_id=organisation_id)
+    rows = scope.values_list("organisation_id", "customer_id").distinct()
     by_org: dict[int, set[int]] = defaultdict(set)
     for org_id, customer_id in rows:
         by_org[org_id].add(customer_id)
@@ -126,14 +133,17 @@ def _track_isolated(org_id, customer_ids, activity_ids, result: TrackResult, **o
     # One customer: its activities one at a time, in time order.
     (cid,) = customer_ids
     wanted = set(activity_ids)
-    qs = Activity.objects.filter(customer_id=cid, id__in=wanted)
+    qs = Activity.objects.filter(organisation_id=org_id, customer_id=cid, id__in=wanted)
     if not options.get("reprocess"):
         qs = qs.filter(status=ActivityStatus.PENDING)
     ids = list(qs.order_by("occurred_at", "id").values_list("id", flat=True))
     if options.get("reprocess") and options.get("only_group_id") is not None:
         with transaction.atomic():
-            list(Customer.objects.select_for_update(no_key=True).filter(pk=cid).values_list("pk"))
-            reset_group_state(customer_ids=[cid], group_id=options["only_group_id"])
+            locking = Customer.objects.select_for_update(no_key=True)
+            list(locking.filter(organisation_id=org_id, pk=cid).values_list("pk"))
+            reset_group_state(
+                customer_ids=[cid], group_id=options["only_group_id"], organisation_id=org_id
+            )
         options = {**options, "reset": False}
     for aid in ids:
         try:
@@ -142,7 +152,12 @@ def _track_isolated(org_id, customer_ids, activity_ids, result: TrackResult, **o
             raise
         except Exception as exc:  # noqa: BLE001 - this is the poison: mark it, go on
             log.warning("activity %s failed tracking: %s", aid, exc)
-            activity_failed(activity_id=aid, error=exc, tracked=options.get("reprocess", False))
+            activity_failed(
+                activity_id=aid,
+                error=exc,
+                tracked=options.get("reprocess", False),
+                organisation_id=org_id,
+            )
 
 
 MAX_ATTEMPTS = 3  # automatic attempts at a failed activity; then a person retries it
@@ -155,9 +170,9 @@ def activities_retry(*, organisation_id: int, activity_ids) -> list[int]:
         organisation_id=organisation_id, id__in=list(activity_ids), status=ActivityStatus.FAILED
     )
     ids = list(qs.values_list("id", flat=True))
-    Activity.objects.filter(id__in=ids, status=ActivityStatus.FAILED).update(
-        status=ActivityStatus.PENDING, error="", attempts=0
-    )
+    Activity.objects.filter(
+        organisation_id=organisation_id, id__in=ids, status=ActivityStatus.FAILED
+    ).update(status=ActivityStatus.PENDING, error="", attempts=0)
     return ids
 
 
@@ -189,12 +204,20 @@ def _track_merged(org_id, customer_ids, activity_ids, result: TrackResult, optio
     result.achieved_targets |= part.achieved_targets
 
 
-def activity_failed(*, activity_id: int, error: Exception | str, tracked: bool = False) -> None:
+def activity_failed(
+    *,
+    activity_id: int,
+    error: Exception | str,
+    tracked: bool = False,
+    organisation_id: int | None = None,
+) -> None:
     """Record a failed activity: its error, one more attempt. The sweep retries it after a
     backoff until MAX_ATTEMPTS; then it waits for a person (the admin's retry action).
     `tracked`: reprocessing found it failing (it was done; it no longer counts)."""
     text = str(error) or type(error).__name__
     qs = Activity.objects.filter(pk=activity_id)
+    if organisation_id is not None:
+        qs = qs.filter(organisation_id=organisation_id)
     if not tracked:  # a racing worker may have tracked it meanwhile: then it stays done
         qs = qs.exclude(status=ActivityStatus.DONE)
     qs.update(
@@ -205,12 +228,19 @@ def activity_failed(*, activity_id: int, error: Exception | str, tracked: bool =
     )
 
 
-def reset_group_state(*, customer_ids, group_id: int) -> None:
+def reset_group_state(*, customer_ids, group_id: int, organisation_id: int | None = None) -> None:
     """Forget these customers' progress, cycle anchors and group achievements for one
     milestone (reprocessing rebuilds them); call with the customers locked."""
-    Progress.objects.filter(customer_id__in=customer_ids, target__target_group_id=group_id).delete()
-    CycleAnchor.objects.filter(customer_id__in=customer_ids, target_group_id=group_id).delete()
-    GroupAchievement.objects.filter(customer_id__in=customer_ids, target_group_id=group_id).delete()
+    scope = {"organisation_id": organisation_id} if organisation_id is not None else {}
+    Progress.objects.filter(
+        **scope, customer_id__in=customer_ids, target__target_group_id=group_id
+    ).delete()
+    CycleAnchor.objects.filter(
+        **scope, customer_id__in=customer_ids, target_group_id=group_id
+    ).delete()
+    GroupAchievement.objects.filter(
+        **scope, customer_id__in=customer_ids, target_group_id=group_id
+    ).delete()
 
 
 def _customer_profile(customer: Customer) -> dict:
@@ -240,7 +270,7 @@ def _track_batch(
     customers = {
         c.id: c
         for c in Customer.objects.select_for_update(no_key=True)
-        .filter(pk__in=customer_ids)
+        .filter(organisation_id=org_id, pk__in=customer_ids)
         .order_by("pk")
     }
     if not customers:
@@ -248,10 +278,12 @@ def _track_batch(
     org = Organisation.objects.get(pk=org_id)
     now = now or timezone.now()
     locked = list(customers)
-    qs = Activity.objects.filter(id__in=activity_ids, customer_id__in=locked)
+    qs = Activity.objects.filter(
+        organisation_id=org_id, id__in=activity_ids, customer_id__in=locked
+    )
     if reprocess and only_group_id is not None and reset:
         # Rebuild these customers' state for the milestone from scratch, under the lock.
-        reset_group_state(customer_ids=locked, group_id=only_group_id)
+        reset_group_state(customer_ids=locked, group_id=only_group_id, organisation_id=org_id)
     if reprocess:
         activities = list(qs.order_by("occurred_at", "id"))
     else:
@@ -260,7 +292,9 @@ def _track_batch(
         if not activities:
             return
         Activity.objects.filter(
-            id__in=[a.id for a in activities], status=ActivityStatus.PENDING
+            organisation_id=org_id,
+            id__in=[a.id for a in activities],
+            status=ActivityStatus.PENDING,
         ).update(status=ActivityStatus.DONE, processed_at=now)
     result.activities += len(activities)
     config = config_cache.org_config(org)
@@ -317,14 +351,14 @@ def _track_batch(
     if sql_fold.enabled(reprocess=reprocess):
         fast = sql_fold.split(matches)
         if fast:
-            closed_periods, closed = _closed(fast)
+            closed_periods, closed = _closed(fast, org.id)
             folded = sql_fold.fold(org=org, fast=fast, closed=closed, closed_periods=closed_periods)
 
     # 4. The rest row by row, in time order, customer by customer; then group achievements
     # (of either fold's targets) and everything written at once.
     states: dict[int, _CustomerState] = {}
     if matches:
-        preload = _Preload(matches)
+        preload = _Preload(matches, org.id)
         for cid, ms in matches.items():
             state = states[cid] = _CustomerState(customers[cid], org, config, reprocess=reprocess)
             state.load(preload, ms)
@@ -342,7 +376,7 @@ def _track_batch(
     _flush(list(states.values()), org, result, reprocess=reprocess, folded=folded)
 
 
-def _closed(matches: dict[int, list]) -> tuple[set, dict[int, set]]:
+def _closed(matches: dict[int, list], org_id: int) -> tuple[set, dict[int, set]]:
     """Cycles that take no more activities: (milestone, cycle) whose cycle-end run is done, and
     per customer the (target, cycle) whose end was already evaluated for them."""
     customer_ids = list(matches)
@@ -355,7 +389,10 @@ def _closed(matches: dict[int, list]) -> tuple[set, dict[int, set]]:
     )
     closed: dict[int, set] = defaultdict(set)
     for cid, tid, ordinal in TargetEvent.objects.filter(
-        customer_id__in=customer_ids, target_id__in=target_ids, type=TargetEventType.PERIOD_ELAPSED
+        organisation_id=org_id,
+        customer_id__in=customer_ids,
+        target_id__in=target_ids,
+        type=TargetEventType.PERIOD_ELAPSED,
     ).values_list("customer_id", "target_id", "cycle_ordinal"):
         closed[cid].add((tid, ordinal))
     return periods, closed
@@ -364,12 +401,16 @@ def _closed(matches: dict[int, list]) -> tuple[set, dict[int, set]]:
 class _Preload:
     """Everything the batch's customers need, read with one query per kind."""
 
-    def __init__(self, matches: dict[int, list]):
+    def __init__(self, matches: dict[int, list], org_id: int):
         customer_ids = list(matches)
         target_ids = {t.target.id for ms in matches.values() for _, t, _ in ms}
         group_ids = {t.group.group.id for ms in matches.values() for _, t, _ in ms}
         self.progress: dict[int, dict] = defaultdict(dict)
-        rows = list(Progress.objects.filter(customer_id__in=customer_ids, target_id__in=target_ids))
+        rows = list(
+            Progress.objects.filter(
+                organisation_id=org_id, customer_id__in=customer_ids, target_id__in=target_ids
+            )
+        )
         for row in rows:
             self.progress[row.customer_id][(row.target_id, row.cycle_ordinal)] = row
         self.days: dict[int, dict] = defaultdict(dict)
@@ -385,15 +426,15 @@ class _Preload:
                 self.days[progress_id][day] = value
         self.anchors: dict[int, dict] = defaultdict(dict)
         for cid, gid, at in CycleAnchor.objects.filter(
-            customer_id__in=customer_ids, target_group_id__in=group_ids
+            organisation_id=org_id, customer_id__in=customer_ids, target_group_id__in=group_ids
         ).values_list("customer_id", "target_group_id", "anchor_at"):
             self.anchors[cid][gid] = at
         self.custom: dict[int, dict] = defaultdict(dict)
         for cid, tid, ordinal, value in CustomerTargetValue.objects.filter(
-            customer_id__in=customer_ids, target_id__in=target_ids
+            organisation_id=org_id, customer_id__in=customer_ids, target_id__in=target_ids
         ).values_list("customer_id", "target_id", "cycle_ordinal", "value"):
             self.custom[cid][(tid, ordinal)] = value
-        self.closed_periods, self.closed = _closed(matches)
+        self.closed_periods, self.closed = _closed(matches, org_id)
 
 
 class _CustomerState:
@@ -549,8 +590,10 @@ class _CustomerState:
         target_id = tcfg.target.id
         original = (
             ContributionRow.objects.filter(
+                progress__organisation_id=self.org.id,
                 progress__customer=self.customer,
                 progress__target=tcfg.target,
+                activity__organisation_id=self.org.id,
                 activity__bill_number=activity.bill_number,
                 activity__type=ActivityType.TRANSACTION,
             )
@@ -615,7 +658,10 @@ class _CustomerState:
             missing = [t for t in target_ids if (t, ordinal) not in self.progress]
             if missing:
                 for row in Progress.objects.filter(
-                    customer=self.customer, target_id__in=missing, cycle_ordinal=ordinal
+                    organisation_id=self.org.id,
+                    customer=self.customer,
+                    target_id__in=missing,
+                    cycle_ordinal=ordinal,
                 ):
                     self.progress[(row.target_id, ordinal)] = row
             rows = [self.progress.get((t, ordinal)) for t in target_ids]
@@ -625,7 +671,10 @@ class _CustomerState:
                 continue
             when = max(r.achieved_at for r in rows if r is not None and r.achieved_at is not None)
             if GroupAchievement.objects.filter(
-                target_group=group, customer=self.customer, cycle_ordinal=ordinal
+                organisation_id=self.org.id,
+                target_group=group,
+                customer=self.customer,
+                cycle_ordinal=ordinal,
             ).exists():
                 continue
             GroupAchievement.objects.create(
@@ -665,10 +714,16 @@ class _CustomerState:
         if tid in self.loaded_targets:
             return
         self.loaded_targets.add(tid)
-        for row in Progress.objects.filter(customer=self.customer, target_id=tid):
+        org_id = self.org.id
+        for row in Progress.objects.filter(
+            organisation_id=org_id, customer=self.customer, target_id=tid
+        ):
             self.progress.setdefault((tid, row.cycle_ordinal), row)
         closed = TargetEvent.objects.filter(
-            customer=self.customer, target_id=tid, type=TargetEventType.PERIOD_ELAPSED
+            organisation_id=org_id,
+            customer=self.customer,
+            target_id=tid,
+            type=TargetEventType.PERIOD_ELAPSED,
         )
         self.closed |= set(closed.values_list("target_id", "cycle_ordinal"))
         gid = tcfg.group.group.id
@@ -708,7 +763,7 @@ def _flush(
             if temp_days[id(r)] is not None:
                 st.days[r.pk] = temp_days[id(r)]
     if old_rows:
-        _update_progress([r for _, r in old_rows])
+        _update_progress([r for _, r in old_rows], org.id)
     days = [
         ProgressDay(progress=st.progress[k], day=day, value=v)
         for st in states
@@ -748,17 +803,23 @@ def _flush(
         insert_rows(
             TargetEvent, [e for e in events if e.dedupe_key not in before], ignore_conflicts=True
         )
-        result.events.extend(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
+        written = list(existing.exclude(dedupe_key__in=before).values_list("id", flat=True))
+        result.events.extend(written)
+        if written:  # in this transaction: the webhooks outbox commits with the events
+            target_events_written.send(
+                sender=TargetEvent, organisation_id=org.id, event_ids=written
+            )
     # reached whatever the award switch (which only decides whether an event is written)
     result.achieved_targets |= folded.reached_targets
     for state in states:
         result.achieved_targets |= state.reached_targets
 
 
-def _update_progress(rows: list[Progress]) -> None:
+def _update_progress(rows: list[Progress], org_id: int) -> None:
     """One `UPDATE ... FROM unnest(arrays)` on PostgreSQL (each column one array parameter);
     elsewhere one `UPDATE ... FROM (VALUES ...)` per thousand rows. Django's bulk_update
-    builds a CASE per row and field, which costs more than the database work."""
+    builds a CASE per row and field, which costs more than the database work. The rows are
+    the organisation's (`org_id`, named for a database distributed by organisation)."""
     adapt = connection.ops.adapt_datetimefield_value
     table = Progress._meta.db_table
     sets = (
@@ -771,7 +832,7 @@ def _update_progress(rows: list[Progress]) -> None:
             cursor.execute(
                 f"{sets} FROM unnest(%s::bigint[], %s::numeric[], %s::timestamptz[], "
                 "%s::timestamptz[], %s::timestamptz[]) AS v(id, achieved, achieved_at, cycle_end, "
-                f"reached_at) WHERE {table}.id = v.id",
+                f"reached_at) WHERE {table}.id = v.id AND {table}.organisation_id = %s",
                 [
                     now,
                     pg_array([r.pk for r in rows]),
@@ -779,6 +840,7 @@ def _update_progress(rows: list[Progress]) -> None:
                     pg_array([r.achieved_at for r in rows]),
                     pg_array([r.cycle_end for r in rows]),
                     pg_array([r.reached_at for r in rows]),
+                    org_id,
                 ],
             )
         return
@@ -797,6 +859,6 @@ def _update_progress(rows: list[Progress]) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"WITH v(id, achieved, achieved_at, cycle_end, reached_at) AS (VALUES {values}) "
-                f"{sets} FROM v WHERE {table}.id = v.id",
-                [*params, now],
+                f"{sets} FROM v WHERE {table}.id = v.id AND {table}.organisation_id = %s",
+                [*params, now, org_id],
             )

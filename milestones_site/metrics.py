@@ -11,7 +11,8 @@ queries (no table scan: each reads a partial index or a small table):
 - `milestones_runs_in_progress{kind=evaluation|reprocess|import|simulation}`.
 
 Access: a request with `Authorization: Bearer <METRICS_TOKEN>` (when the setting is set), or
-from an address in METRICS_ALLOWED_IPS (loopback by default). Anything else is a 403.
+from an address in METRICS_ALLOWED_IPS (loopback by default; behind TRUSTED_PROXY_COUNT
+proxies, the client's address as for sign-in throttling). Anything else is a 403.
 
 `/health/` answers 503 when the tracking lag passes HEALTH_MAX_TRACKING_LAG_SECONDS (600 by
 default), so a load balancer or an alert sees a stalled worker.
@@ -27,6 +28,8 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+
+from milestones.tokens import client_ip
 
 RUNS = {
     # kind -> (app label, model, field, values that mean "in progress")
@@ -118,7 +121,8 @@ def _allowed(request) -> bool:
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return True
-    return request.META.get("REMOTE_ADDR", "") in getattr(settings, "METRICS_ALLOWED_IPS", ())
+    # the client's address, not a local reverse proxy's (which would let anyone in)
+    return (client_ip(request) or "") in getattr(settings, "METRICS_ALLOWED_IPS", ())
 
 
 def metrics_view(request):

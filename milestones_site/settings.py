@@ -386,3 +386,7 @@ IMPORT_EXPORT_TMP_STORAGE_CLASS = "common.admin.ImportTempStorage"
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_IPS = tuple(env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"]))
 HEALTH_MAX_TRACKING_LAG_SECONDS = env_int("HEALTH_MAX_TRACKING_LAG_SECONDS", 600)
+
+# Webhook endpoints may not point at private/loopback/link-local addresses unless this is on
+# (a private network of receivers you trust; the tests' loopback receivers).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)

@@ -82,4 +82,5 @@ urlpatterns = [
     path("api/v1/", include("webhooks.urls")),
     path("api/v1/", include("simulations.urls")),
     path("care/", include("membercare.urls")),
+    path("simulations/", include("simulations.page_urls")),
 ]

@@ -3,7 +3,8 @@
 Exactly once, by two locks that do not depend on each other:
 
 1. **Claim**: each event is processed in its own transaction that starts with
-   `UPDATE targetevent SET consumed_at = now WHERE id = X AND consumed_at IS NULL`. Only the
+   `UPDATE targetevent SET consumed_at = now WHERE id = X AND consumed_at IS NULL` (and the
+   event's organisation, named in every statement: docs/scaling.md). Only the
    consumer that changed the row goes on; a second consumer blocks on the row lock
    (PostgreSQL) or the write lock (SQLite) until the first commits, then changes nothing.
    A crash rolls the claim back and the sweeper delivers the event again.
@@ -27,7 +28,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, FilteredRelation, Q
 from django.utils import timezone
 
 from common import retry as retry_policy
@@ -51,6 +52,7 @@ from .models import (
     Rounding,
 )
 from .selectors import NameIndex, customer_profile, event_day, event_profile, event_target_name
+from .signals import awards_written
 from .templating import placeholders_of, render
 
 log = logging.getLogger(__name__)
@@ -121,18 +123,29 @@ class _Cache:
 
 
 def target_events_consume(
-    *, event_ids=None, now: datetime | None = None, limit: int = 1000
+    *,
+    event_ids=None,
+    organisation_id: int | None = None,
+    now: datetime | None = None,
+    limit: int = 1000,
 ) -> ConsumeResult:
     """Consume target events (the given ids, or the oldest unconsumed ones): run the
     matching promotions' actions once each. Safe to call twice or concurrently.
 
     No poison pills: an event whose consumption fails rolls back alone, its error is recorded
     (`ConsumeFailure`, shown in the admin with a retry action) and the others go on. A
-    transient database error (`OperationalError`) fails the task, which Celery retries."""
+    transient database error (`OperationalError`) fails the task, which Celery retries.
+
+    Every statement names the event's organisation (docs/scaling.md, "Past one primary").
+    `organisation_id`, when the caller knows it, scopes the first read too (events of
+    another organisation among the ids are then skipped); without it, that read, by primary
+    key only, finds each event's organisation and whether it failed before."""
     if event_ids is None:
+        unconsumed = TargetEvent.objects.filter(consumed_at__isnull=True)
+        if organisation_id is not None:
+            unconsumed = unconsumed.filter(organisation_id=organisation_id)
         ids = list(
-            TargetEvent.objects.filter(consumed_at__isnull=True)
-            .exclude(consume_failure__attempts__gte=ConsumeFailure.MAX_ATTEMPTS)
+            unconsumed.exclude(consume_failure__attempts__gte=ConsumeFailure.MAX_ATTEMPTS)
             .order_by("id")
             .values_list("id", flat=True)[:limit]
         )
@@ -140,18 +153,20 @@ def target_events_consume(
         ids = sorted(set(event_ids))
     result = ConsumeResult()
     cache = _Cache()
-    failed_before = set(
-        ConsumeFailure.objects.filter(event_id__in=ids).values_list("event_id", flat=True)
-    )
+    known = _events_known(ids, organisation_id)
     for event_id in ids:
+        if event_id not in known:  # gone (or another organisation's): nothing to claim
+            result.skipped += 1
+            continue
+        org_id, failed_before = known[event_id]
         part = ConsumeResult()
         try:
-            _consume_one(event_id, now or timezone.now(), part, cache, event_id in failed_before)
+            _consume_one(event_id, org_id, now or timezone.now(), part, cache, failed_before)
         except OperationalError:
             raise
         except Exception as exc:  # noqa: BLE001 - the poison: recorded on its row, others go on
             log.exception("consuming target event %s failed", event_id)
-            event_consume_failed(event_id=event_id, error=exc)
+            event_consume_failed(event_id=event_id, error=exc, organisation_id=org_id)
             result.failed += 1
             continue
         result.claimed += part.claimed
@@ -161,21 +176,38 @@ def target_events_consume(
     return result
 
 
-def event_consume_failed(*, event_id: int, error: Exception | str) -> None:
+def _events_known(ids, organisation_id: int | None) -> dict[int, tuple[int, bool]]:
+    """{event id: (its organisation, whether its consumption failed before)}, in one read."""
+    events = TargetEvent.objects.filter(id__in=ids)
+    if organisation_id is not None:
+        events = events.filter(organisation_id=organisation_id)
+    failure = FilteredRelation(  # the join names the organisation too: co-located
+        "consume_failure", condition=Q(consume_failure__organisation_id=F("organisation_id"))
+    )
+    rows = events.annotate(failure=failure).values_list("id", "organisation_id", "failure__id")
+    return {event_id: (org_id, failed is not None) for event_id, org_id, failed in rows}
+
+
+def event_consume_failed(
+    *, event_id: int, error: Exception | str, organisation_id: int | None = None
+) -> None:
     """One more failed attempt at consuming the event, with its error."""
     text = (str(error) or type(error).__name__)[:2000]
     now = timezone.now()
+    failures = ConsumeFailure.objects.filter(event_id=event_id)
+    if organisation_id is not None:
+        failures = failures.filter(organisation_id=organisation_id)
     with transaction.atomic():
-        updated = ConsumeFailure.objects.filter(event_id=event_id).update(
-            attempts=F("attempts") + 1, error=text, failed_at=now
-        )
+        updated = failures.update(attempts=F("attempts") + 1, error=text, failed_at=now)
         if updated:
             return
-        org_id = (
-            TargetEvent.objects.filter(pk=event_id)
-            .values_list("organisation_id", flat=True)
-            .first()
-        )
+        org_id = organisation_id
+        if org_id is None:
+            org_id = (
+                TargetEvent.objects.filter(pk=event_id)
+                .values_list("organisation_id", flat=True)
+                .first()
+            )
         if org_id is None:
             return
         try:
@@ -184,9 +216,7 @@ def event_consume_failed(*, event_id: int, error: Exception | str) -> None:
                     organisation_id=org_id, event_id=event_id, error=text, failed_at=now
                 )
         except IntegrityError:  # a racing consumer recorded it first
-            ConsumeFailure.objects.filter(event_id=event_id).update(
-                attempts=F("attempts") + 1, error=text, failed_at=now
-            )
+            failures.update(attempts=F("attempts") + 1, error=text, failed_at=now)
 
 
 def events_retry(*, organisation_id: int, event_ids) -> list[int]:
@@ -243,17 +273,23 @@ def hears(rule, event: TargetEvent) -> bool:
 
 @transaction.atomic
 def _consume_one(
-    event_id: int, now: datetime, result: ConsumeResult, cache: _Cache, failed_before: bool
+    event_id: int,
+    org_id: int,
+    now: datetime,
+    result: ConsumeResult,
+    cache: _Cache,
+    failed_before: bool,
 ) -> None:
-    claimed = TargetEvent.objects.filter(pk=event_id, consumed_at__isnull=True).update(
-        consumed_at=now
-    )
+    claimed = TargetEvent.objects.filter(
+        organisation_id=org_id, pk=event_id, consumed_at__isnull=True
+    ).update(consumed_at=now)
     if not claimed:
         result.skipped += 1
         return
     result.claimed += 1
+    awards_before = len(result.awards)
     if failed_before:
-        ConsumeFailure.objects.filter(event_id=event_id).delete()
+        ConsumeFailure.objects.filter(organisation_id=org_id, event_id=event_id).delete()
     event = (
         TargetEvent.objects.select_related(
             "organisation",
@@ -262,7 +298,7 @@ def _consume_one(
             "target_group__till",
             "target",
         )
-        .filter(pk=event_id)
+        .filter(organisation_id=org_id, pk=event_id, customer__organisation_id=org_id)
         .first()
     )
     if event is None:
@@ -291,6 +327,12 @@ def _consume_one(
                 continue
             if matched:
                 run.promotion(promotion, actions)
+        if len(result.awards) > awards_before:  # in this transaction (see promotions.signals)
+            awards_written.send(
+                sender=Award,
+                organisation_id=event.organisation_id,
+                award_ids=result.awards[awards_before:],
+            )
     if event.type == TargetEventType.PERIOD_ELAPSED:
         comms = cache.period_end(event.target_group_id)
         if comms:
@@ -311,7 +353,10 @@ class _EventRun:
     def existing(self) -> dict:
         """Ledger rows already written for the event, read when a promotion first matches."""
         if self._existing is None:
-            self._existing = {(a.promotion_id, a.action_index): a for a in self.event.awards.all()}
+            awards = Award.objects.filter(
+                organisation_id=self.event.organisation_id, event=self.event
+            )
+            self._existing = {(a.promotion_id, a.action_index): a for a in awards}
         return self._existing
 
     @property
@@ -332,7 +377,10 @@ class _EventRun:
                 except IntegrityError:
                     # Someone else wrote this (promotion, event, action) meanwhile.
                     award = Award.objects.filter(
-                        promotion=promotion, event=self.event, action_index=action.position
+                        organisation_id=self.event.organisation_id,
+                        promotion=promotion,
+                        event=self.event,
+                        action_index=action.position,
                     ).first()
                 except OperationalError:
                     raise  # transient: the whole event is retried
@@ -422,7 +470,9 @@ class _EventRun:
         if feed_enabled() and self.depth < feed_max_depth():
             award.fed_activity = self._feed(award, promotion)
             if award.fed_activity:
-                award.save(update_fields=["fed_activity"])
+                Award.objects.filter(organisation_id=award.organisation_id, pk=award.pk).update(
+                    fed_activity=award.fed_activity
+                )
         return award
 
     def _capped(self, promotion, action, reason: str, **fields) -> Award:
@@ -560,14 +610,15 @@ def points_for(action, *, achieved, defined) -> Decimal:
 
 def claim_coupon(*, series, customer_id: int, now: datetime) -> Coupon | None:
     """Take one free code of the series for the customer (None when it has run out)."""
+    codes = Coupon.objects.filter(organisation_id=series.organisation_id)
     for _ in range(5):
-        qs = Coupon.objects.filter(series=series, issued_at__isnull=True).order_by("id")
+        qs = codes.filter(series=series, issued_at__isnull=True).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True)
         coupon = qs.first()
         if coupon is None:
             return None
-        taken = Coupon.objects.filter(pk=coupon.pk, issued_at__isnull=True).update(
+        taken = codes.filter(pk=coupon.pk, issued_at__isnull=True).update(
             issued_at=now, customer_id=customer_id
         )
         if taken:
@@ -581,6 +632,7 @@ def event_depth(event: TargetEvent) -> int:
     if event.type not in IMMEDIATE_EVENTS:
         return 0
     payloads = Activity.objects.filter(
+        organisation_id=event.organisation_id,
         customer_id=event.customer_id,
         type=ActivityType.POINTS,
         occurred_at=event.occurred_at,

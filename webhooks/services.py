@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -48,7 +49,37 @@ def clean_url(value) -> str:
         _http_url(text)
     except ValidationError:
         raise ValidationError({"url": [URL_MESSAGE]})
+    private = _private_address(text)
+    if private and not getattr(settings, "WEBHOOK_ALLOW_PRIVATE_URLS", False):
+        raise ValidationError(
+            {"url": [f"The address points at a private or local network address ({private}): "
+                     "webhooks are sent to public addresses only."]}
+        )  # fmt: skip
     return text
+
+
+def _private_address(url: str) -> str:
+    """The first private, loopback, link-local or reserved address the URL's host names
+    (directly or through DNS), or "" (no SSRF into the product's own network; the resolver
+    is asked again at each send by the HTTP client, so this is a save-time guard)."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return ""  # unknown name: the delivery will fail and be retried, visibly
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if (address.is_private or address.is_loopback or address.is_link_local
+                or address.is_reserved or address.is_multicast or address.is_unspecified):  # fmt: skip
+            return str(address)
+    return ""
 
 
 def clean_events(values) -> list[str]:

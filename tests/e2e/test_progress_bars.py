@@ -104,6 +104,8 @@ def test_a_failed_import_shows_its_problems(live_server, new_page, screenshot, o
     )
     expect(rows.nth(1).locator("td")).to_have_text(["4", "P2", "—", "'ten' is not a number."])
     expect(bar.locator("dd[data-field='error_count']")).to_have_text("2")
-    expect(bar.locator(".mc-progress-note")).to_have_text("The work stopped with an error: what went wrong is shown below.")
+    expect(bar.locator(".mc-progress-note")).to_have_text(
+        "The work stopped with an error: what went wrong is shown below."
+    )
     bar_settles_at(page, 1.0)
     screenshot(page, "progress-03-import-failed-with-problems")

@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from enrolment.services import enrolments_add
+from evaluation.near_miss import near_miss_rule_set
 from milestones.services.target_groups import template_create_from_group
-from promotions.models import ConsumeFailure
+from promotions.models import ConsumeFailure, DeliverySettings, Sender
+from simulations.models import Simulation
 from tests.factories import (
     AudienceGroupFactory,
     AwardFactory,
@@ -22,6 +25,7 @@ from tests.factories import (
     CouponSeriesFactory,
     CustomerFactory,
     EvaluationRunFactory,
+    EventTypeFactory,
     ImportJobFactory,
     MessageFactory,
     PeriodFactory,
@@ -32,6 +36,7 @@ from tests.factories import (
     TargetGroupFactory,
     target_data,
 )
+from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
 
 
 @dataclass
@@ -58,6 +63,13 @@ class World:
     coupon: object
     second_group: object
     consume_failure: object
+    event_type: object
+    webhook_endpoint: object
+    webhook_delivery: object
+    simulation: object
+    near_miss: object
+    sender: object
+    delivery_settings: object
 
     def ids(self) -> dict[str, int]:
         """Values for the URL parameters of every route."""
@@ -77,6 +89,14 @@ class World:
             "reprocess_run": self.reprocess_run.pk,
             "org": self.org.pk,
             "user": self.integration_user.pk,
+            "event_type": self.event_type.pk,
+            "webhook_endpoint": self.webhook_endpoint.pk,
+            "delivery": self.webhook_delivery.pk,
+            "simulation": self.simulation.pk,
+            "near_miss": self.near_miss.pk,
+            "sender": self.sender.pk,
+            "delivery_settings": self.delivery_settings.pk,
+            "group_type": ContentType.objects.get_for_model(self.group).pk,
         }
 
     def objects(self) -> list:
@@ -85,7 +105,8 @@ class World:
             self.audience, self.import_job, self.promotion, self.coupon_series, self.award,
             self.evaluation_run, self.reprocess_run, self.integration_user, self.period,
             self.sub_target, self.event, self.communication, self.message, self.coupon,
-            self.consume_failure,
+            self.consume_failure, self.event_type, self.webhook_endpoint, self.webhook_delivery,
+            self.near_miss, self.sender, self.delivery_settings,
         ]  # fmt: skip
 
     def by_model(self) -> dict:
@@ -153,6 +174,14 @@ def build_world(org, configurer, integration) -> World:
     message = MessageFactory(
         customer=customer, body="Acme message", award=award, communication=communication
     )
+    webhook_endpoint = WebhookEndpointFactory(organisation=org, url="https://hooks.acme.test/in")
+    sender = Sender.objects.create(organisation=org, channel="sms", sender_id="ACMEIN")
+    # The simulation has no admin and no foreign key points at it: only its id is needed (it
+    # is left out of `objects()`: its str, "simulation N: pending", is not distinctive).
+    simulation = Simulation.objects.create(
+        organisation=org, created_by=configurer, label="Acme what-if",
+        input={"target_group_id": group.pk, "window": {"start": "2026-01-01", "end": "2026-01-31"}},
+    )  # fmt: skip
     return World(
         org=org,
         store=store,
@@ -177,5 +206,14 @@ def build_world(org, configurer, integration) -> World:
         second_group=second_group,
         consume_failure=ConsumeFailure.objects.create(
             organisation=org, event=event, error="Acme failure", failed_at=timezone.now()
+        ),
+        event_type=EventTypeFactory(organisation=org, name="AcmeReview", attributes=["stars"]),
+        webhook_endpoint=webhook_endpoint,
+        webhook_delivery=WebhookDeliveryFactory(endpoint=webhook_endpoint, key="acme-fact-1"),
+        simulation=simulation,
+        near_miss=near_miss_rule_set(target=target, within_percent=Decimal(10), days_left=3),
+        sender=sender,
+        delivery_settings=DeliverySettings.objects.create(
+            organisation=org, target_group=group, sms_sender=sender, delivery_offset_hours=2
         ),
     )

@@ -22,6 +22,7 @@ from django.contrib import admin
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.urls.resolvers import RoutePattern
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
@@ -110,14 +111,17 @@ API_IDS = {
     "/api/v1/awards/{id}/": "award",
     "/api/v1/coupon-series/{id}/": "coupon_series",
     "/api/v1/customers/{id}/": "customer",
+    "/api/v1/event-types/{id}/": "event_type",
     "/api/v1/evaluation-runs/{id}/": "evaluation_run",
     "/api/v1/imports/{id}/": "import",
     "/api/v1/promotions/{id}/": "promotion",
     "/api/v1/reprocess-runs/{id}/": "reprocess_run",
+    "/api/v1/simulations/{id}/": "simulation",
     "/api/v1/stores/{id}/": "store",
     "/api/v1/target-groups/{id}/": "group",
     "/api/v1/targets/{id}/": "target",
     "/api/v1/templates/{id}/": "template",
+    "/api/v1/webhook-endpoints/{id}/": "webhook_endpoint",
 }
 
 
@@ -136,6 +140,7 @@ def api_url(path: str, ids: dict) -> str:
     if "{id}" in path:
         prefix = next(p for p in API_IDS if path.startswith(p[: p.index("{id}")] + "{id}/"))
         url = url.replace("{id}", str(ids[API_IDS[prefix]]))
+    url = url.replace("{delivery_id}", str(ids["delivery"]))
     return url.replace("{customer_id}", str(ids["customer"]))
 
 
@@ -169,6 +174,12 @@ API = {
     "POST /api/v1/target-groups/{id}/target-values/upload/":        (400, 403, 400, 401, 404),
     "GET /api/v1/templates/":                                       (200, 200, 200, 401, 200),
     "GET /api/v1/templates/{id}/":                                  (200, 200, 200, 401, 404),
+    "GET /api/v1/target-groups/{id}/forecast/":                     (200, 200, 200, 401, 404),
+    "GET /api/v1/event-types/":                                     (200, 200, 200, 401, 200),
+    "POST /api/v1/event-types/":                                    (400, 403, 403, 401, 400),
+    "GET /api/v1/event-types/{id}/":                                (200, 200, 200, 401, 404),
+    "PATCH /api/v1/event-types/{id}/":                              (200, 403, 403, 401, 404),
+    "DELETE /api/v1/event-types/{id}/":                             (204, 403, 403, 401, 404),
     "GET /api/v1/customers/":                                       (200, 200, 200, 401, 200),
     "POST /api/v1/customers/":                                      (400, 403, 400, 401, 400),
     "GET /api/v1/customers/{id}/":                                  (200, 200, 200, 401, 404),
@@ -189,6 +200,9 @@ API = {
     "GET /api/v1/evaluation-runs/":                                 (200, 200, 200, 401, 200),
     "GET /api/v1/evaluation-runs/{id}/":                            (200, 200, 200, 401, 404),
     "GET /api/v1/reprocess-runs/{id}/":                             (200, 200, 200, 401, 404),
+    "GET /api/v1/targets/{id}/near-miss/":                          (200, 200, 200, 401, 404),
+    "PUT /api/v1/targets/{id}/near-miss/":                          (400, 403, 403, 401, 404),
+    "DELETE /api/v1/targets/{id}/near-miss/":                       (204, 403, 403, 401, 404),
     "GET /api/v1/promotions/":                                      (200, 200, 200, 401, 200),
     "POST /api/v1/promotions/":                                     (400, 403, 403, 401, 400),
     "GET /api/v1/promotions/{id}/":                                 (200, 200, 200, 401, 404),
@@ -198,6 +212,17 @@ API = {
     "GET /api/v1/coupon-series/":                                   (200, 200, 200, 401, 200),
     "POST /api/v1/coupon-series/":                                  (400, 403, 403, 401, 400),
     "GET /api/v1/coupon-series/{id}/":                              (200, 200, 200, 401, 404),
+    # Webhooks: configurers and integrations manage them; member care neither reads nor writes.
+    "GET /api/v1/webhook-endpoints/":                               (200, 403, 200, 401, 200),
+    "POST /api/v1/webhook-endpoints/":                              (400, 403, 400, 401, 400),
+    "GET /api/v1/webhook-endpoints/{id}/":                          (200, 403, 200, 401, 404),
+    "PATCH /api/v1/webhook-endpoints/{id}/":                        (200, 403, 200, 401, 404),
+    "DELETE /api/v1/webhook-endpoints/{id}/":                       (204, 403, 204, 401, 404),
+    "GET /api/v1/webhook-endpoints/{id}/deliveries/":               (200, 403, 200, 401, 404),
+    "POST /api/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/resend/": (202, 403, 202, 401, 404),
+    # Simulations: configurers only.
+    "POST /api/v1/simulations/":                                    (400, 403, 403, 401, 400),
+    "GET /api/v1/simulations/{id}/":                                (200, 403, 403, 401, 404),
     "POST /api/v1/auth/token/revoke/":                              (204, 204, 204, 401, 204),
 }  # fmt: skip
 # Bodies where an empty one would stop at validation before the object is looked up.
@@ -305,10 +330,18 @@ ADMIN = {
     "add evaluation.reprocessrun":                                (403, 403, "login", "login", 403),
     "change evaluation.reprocessrun":                             (200, 403, "login", "login", "index"),
     "history evaluation.reprocessrun":                            (200, 403, "login", "login", "index"),
+    "changelist evaluation.nearmissrule":                         (200, 403, "login", "login", 200),
+    "add evaluation.nearmissrule":                                (200, 403, "login", "login", 200),
+    "change evaluation.nearmissrule":                             (200, 403, "login", "login", "index"),
+    "history evaluation.nearmissrule":                            (200, 403, "login", "login", "index"),
     "changelist evaluation.targetevent":                          (200, 200, "login", "login", 200),
     "add evaluation.targetevent":                                 (403, 403, "login", "login", 403),
     "changelist milestones.auditentry":                           (200, 403, "login", "login", 200),
     "add milestones.auditentry":                                  (403, 403, "login", "login", 403),
+    "changelist milestones.eventtype":                            (200, 403, "login", "login", 200),
+    "add milestones.eventtype":                                   (200, 403, "login", "login", 200),
+    "change milestones.eventtype":                                (200, 403, "login", "login", "index"),
+    "history milestones.eventtype":                               (200, 403, "login", "login", "index"),
     "changelist milestones.heartbeat":                            (403, 403, "login", "login", 403),
     "add milestones.heartbeat":                                   (403, 403, "login", "login", 403),
     "changelist milestones.organisation":                         (200, 403, "login", "login", 200),
@@ -343,12 +376,29 @@ ADMIN = {
     "add promotions.couponseries":                                (200, 403, "login", "login", 200),
     "change promotions.couponseries":                             (200, 403, "login", "login", "index"),
     "history promotions.couponseries":                            (200, 403, "login", "login", "index"),
+    "changelist promotions.deliverysettings":                     (200, 403, "login", "login", 200),
+    "add promotions.deliverysettings":                            (200, 403, "login", "login", 200),
+    "change promotions.deliverysettings":                         (200, 403, "login", "login", "index"),
+    "history promotions.deliverysettings":                        (200, 403, "login", "login", "index"),
     "changelist promotions.message":                              (200, 200, "login", "login", 200),
     "add promotions.message":                                     (403, 403, "login", "login", 403),
     "changelist promotions.promotion":                            (200, 403, "login", "login", 200),
     "add promotions.promotion":                                   (200, 403, "login", "login", 200),
     "change promotions.promotion":                                (200, 403, "login", "login", "index"),
     "history promotions.promotion":                               (200, 403, "login", "login", "index"),
+    "changelist promotions.sender":                               (200, 403, "login", "login", 200),
+    "add promotions.sender":                                      (200, 403, "login", "login", 200),
+    "change promotions.sender":                                   (200, 403, "login", "login", "index"),
+    "history promotions.sender":                                  (200, 403, "login", "login", "index"),
+    # The delivery log is configurers' (its bodies carry customers' data); nobody adds one.
+    "changelist webhooks.webhookdelivery":                        (200, 403, "login", "login", 200),
+    "add webhooks.webhookdelivery":                               (403, 403, "login", "login", 403),
+    "change webhooks.webhookdelivery":                            (200, 403, "login", "login", "index"),
+    "history webhooks.webhookdelivery":                           (200, 403, "login", "login", "index"),
+    "changelist webhooks.webhookendpoint":                        (200, 403, "login", "login", 200),
+    "add webhooks.webhookendpoint":                               (200, 403, "login", "login", 200),
+    "change webhooks.webhookendpoint":                            (200, 403, "login", "login", "index"),
+    "history webhooks.webhookendpoint":                           (200, 403, "login", "login", "index"),
 }  # fmt: skip
 
 # An acme object for each admin that has a change page to visit (another org's: "index"/404).
@@ -358,7 +408,9 @@ ADMIN_OBJECTS = {
     "enrolment.customer": "customer",
     "enrolment.importjob": "import",
     "evaluation.evaluationrun": "evaluation_run",
+    "evaluation.nearmissrule": "near_miss",
     "evaluation.reprocessrun": "reprocess_run",
+    "milestones.eventtype": "event_type",
     "milestones.organisation": "org",
     "milestones.store": "store",
     "milestones.targetgroup": "group",
@@ -366,21 +418,79 @@ ADMIN_OBJECTS = {
     "promotions.award": "award",
     "promotions.consumefailure": "consume_failure",
     "promotions.couponseries": "coupon_series",
+    "promotions.deliverysettings": "delivery_settings",
     "promotions.promotion": "promotion",
+    "promotions.sender": "sender",
+    "webhooks.webhookdelivery": "delivery",
+    "webhooks.webhookendpoint": "webhook_endpoint",
 }
 
-# The admin's own pages and the custom screens, by URL ({group}: acme's milestone).
+# The admin's own pages and the custom screens, by URL ({group}: acme's milestone). Every
+# admin route other than a model's standard pages needs a row (or a reason in ADMIN_UNCHECKED).
 ADMIN_PAGES = {
     #                                                             configurer member_care integration anonymous other_org
     "GET /admin/":                                                (200, "302", "login", "login", 200),
+    "GET /admin/login/":                                          ("index", "index", 200, 200, "index"),
     "GET /admin/password_change/":                                (200, 200, "login", "login", 200),
+    "GET /admin/password_change/done/":                           (200, 200, "login", "login", 200),
+    "GET /admin/jsi18n/":                                         (200, 200, "login", "login", 200),
+    "GET /admin/autocomplete/?app_label=enrolment&model_name=enrolment&field_name=customer&term=Asha": (200, 200, "login", "login", 200),  # member care reads customers
+    "GET /admin/r/{group_type}/{group}/":                         (404, 404, "login", "login", 404),  # no model has a page on the site
+    "GET /admin/milestones/":                                     (200, 200, "login", "login", 200),  # member care: the stores
+    "GET /admin/milestones/user/{user}/password/":                (403, 403, "login", "login", 403),
     "GET /admin/milestones/targetgroup/{group}/view/":            (200, 403, "login", "login", 404),
     "GET /admin/milestones/targetgroup/{group}/clone/":           (200, 403, "login", "login", 404),
     "GET /admin/milestones/targetgroup/{group}/save-as-template/": (200, 403, "login", "login", 404),
     "POST /admin/milestones/targetgroup/{group}/set-active/":     (200, 403, "login", "login", 404),  # deactivation asks first
+    "POST /admin/milestones/targetgroup/{group}/reprocess/":      ("302", 403, "login", "login", 404),
+    # the milestone form's htmx fragments (a part redrawn from the posted values, see ADMIN_BODIES)
+    "POST /admin/milestones/targetgroup/add/":                    (200, 403, "login", "login", 200),
+    "POST /admin/milestones/targetgroup/{group}/change/":         (200, 403, "login", "login", 404),
+    "GET /admin/enrolment/audiencegroup/condition/?group={audience}": (200, 403, "login", "login", 404),
+    "POST /admin/enrolment/audiencegroup/{audience}/refresh/":    ("302", 403, "login", "login", 404),
+    "GET /admin/enrolment/audiencegroup/{audience}/members/":     (200, 403, "login", "login", 404),
+    "POST /admin/enrolment/importjob/process_import/":            (200, 403, "login", "login", 200),
+    "POST /admin/promotions/promotion/check-condition/":          (200, 403, "login", "login", 200),
+    "POST /admin/promotions/promotion/action-fields/":            (400, 403, "login", "login", 400),  # no action named
+    "POST /admin/webhooks/webhookdelivery/{delivery}/resend/":    ("302", 403, "login", "login", 404),
     "GET /admin/enrolment/importjob/import/":                     (200, 403, "login", "login", 200),
     "GET /admin/promotions/award/liability/":                     (200, 200, "login", "login", 200),
 }  # fmt: skip
+# Bodies of the POSTs above that would otherwise do something else than the row says.
+ADMIN_BODIES = {
+    "POST /admin/milestones/targetgroup/add/": {"_part": "cycles"},
+    "POST /admin/milestones/targetgroup/{group}/change/": {"_part": "cycles"},
+    "POST /admin/promotions/promotion/check-condition/": {
+        "condition": "currentEvent.isTargetAchievedEvent"
+    },
+}
+# Admin routes without a row, and why.
+ADMIN_UNCHECKED = {
+    "logout": "signs the client out: the clients are shared by every cell",
+}
+STANDARD_ADMIN_PAGES = ("changelist", "add", "change", "history", "delete")
+
+
+def admin_resolver() -> URLResolver:
+    return URLResolver(RoutePattern("admin/"), admin.site.get_urls())
+
+
+def admin_route_names() -> set[str]:
+    """Every named admin route except the standard pages of a registered model."""
+    standard = {
+        f"{label.replace('.', '_')}_{page}"
+        for label in admin_models()
+        for page in STANDARD_ADMIN_PAGES
+    }
+
+    def walk(patterns):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns)
+            elif p.name:
+                yield p.name
+
+    return set(walk(admin_resolver().url_patterns)) - standard
 
 
 def admin_cells(people, world):
@@ -400,7 +510,8 @@ def admin_cells(people, world):
     for key in ADMIN_PAGES:
         method, url = key.split(" ", 1)
         url = url.format(**ids)
-        observed[key] = tuple(cell(clients[r], method, url) for r in ROLES)
+        kwargs = {"data": ADMIN_BODIES[key]} if key in ADMIN_BODIES else {}
+        observed[key] = tuple(cell(clients[r], method, url, **kwargs) for r in ROLES)
     return observed
 
 
@@ -409,6 +520,20 @@ def test_every_admin_screen_has_an_expected_row():
     pages |= {f"{p} {label}" for label in ADMIN_OBJECTS for p in ("change", "history")}
     assert pages - set(ADMIN) == set(), "admin screens without an expected row"
     assert set(ADMIN) - pages - set(ADMIN_PAGES) == set(), "rows for screens that do not exist"
+
+
+def test_every_other_admin_page_has_an_expected_row(world):
+    """The custom screens (a milestone's clone page, an htmx fragment, ...) and the admin
+    site's own pages: each has a row in ADMIN_PAGES."""
+    ids = world.ids()
+    resolver = admin_resolver()
+    covered = {
+        resolver.resolve(key.split(" ", 1)[1].split("?")[0].format(**ids).lstrip("/")).url_name
+        for key in ADMIN_PAGES
+    }
+    missing = admin_route_names() - covered - set(ADMIN_UNCHECKED)
+    assert missing == set(), "admin pages without an expected row"
+    assert set(ADMIN_BODIES) - set(ADMIN_PAGES) == set()
 
 
 def test_admin_permission_matrix(people, world):
@@ -538,7 +663,12 @@ CARE = {
     "GET /care/milestones/{group}/insights/":               (200, 403, 403, "login", 404),
     "GET /care/milestones/{group}/imports/":                (200, 403, 403, "login", 404),
     "POST /care/milestones/{group}/imports/":               (200, 403, 403, "login", 404),
+    "POST /care/milestones/{group}/imports/upload/":        (200, 403, 403, "login", 404),  # no file: the form's error
+    "GET /care/milestones/{group}/imports/map/":            ("302", 403, 403, "login", 404),  # no upload: back to step 1
+    "POST /care/milestones/{group}/imports/confirm/":       ("302", 403, 403, "login", 404),
     "GET /care/imports/{import}/":                          (200, 403, 403, "login", 404),
+    "GET /care/imports/{import}/outcome/":                  (200, 403, 403, "login", 404),
+    "POST /care/imports/{import}/rerun/":                   ("302", 403, 403, "login", 404),  # not failed: nothing to re-run
     "GET /care/runs/evaluation/{evaluation_run}/":          (200, 403, 403, "login", 404),
     "GET /care/runs/reprocess/{reprocess_run}/":            (200, 403, 403, "login", 404),
 }  # fmt: skip
@@ -582,24 +712,60 @@ def test_another_organisation_searching_a_customer_finds_nothing(other_configure
 # --- Everything else the site serves -----------------------------------------------------------
 
 SITE = {
-    #                          configurer member_care integration anonymous other_org
-    "GET /":                   ("index", "302", "302", "index", "index"),  # agents land on member care, integrations on the API docs
-    "GET /health/":            (200, 200, 200, 200, 200),
-    "GET /api/schema/":        (200, 200, 200, 200, 200),  # the API's description is public
-    "GET /api/docs/":          (200, 200, 200, 200, 200),
+    #                                           configurer member_care integration anonymous other_org
+    "GET /":                                    ("index", "302", "302", "index", "index"),  # agents land on member care, integrations on the API docs
+    "GET /health/":                             (200, 200, 200, 200, 200),
+    "GET /metrics":                             (403, 403, 403, 403, 403),  # for operations, by token or address, whoever signed in (see SITE_REQUEST)
+    "GET /api/schema/":                         (200, 200, 200, 200, 200),  # the API's description is public
+    "GET /api/docs/":                           (200, 200, 200, 200, 200),
+    "GET /simulations/new/?target_group={group}": (200, 403, 403, "login", 404),
+    "POST /simulations/new/?target_group={group}": (200, 403, 403, "login", 404),  # nothing chosen: the form's errors
+    "GET /simulations/{simulation}/":           (200, 403, 403, "login", 404),
 }  # fmt: skip
+# What else a row's request carries.
+SITE_REQUEST = {
+    "GET /metrics": {"REMOTE_ADDR": "203.0.113.7"},  # not an allowed address, no token
+}
 
 
-def test_every_other_route_has_an_expected_row():
-    listed = {key.split(" ", 1)[1].lstrip("/") for key in SITE}
-    for pattern in get_resolver().url_patterns:
-        route = str(pattern.pattern)
+def site_routes(patterns=None, prefix=""):
+    """Every route of the site outside the admin, the API and member care (tables above)."""
+    for p in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(p.pattern)
         if route.startswith(("admin/", "api/v1/", "care/")):
             continue
-        assert route in listed, f"/{route} has no expected row"
+        if isinstance(p, URLResolver):
+            yield from site_routes(p.url_patterns, route)
+        else:
+            yield route
 
 
-def test_site_permission_matrix(people):
+def test_every_other_route_has_an_expected_row(world):
+    ids = world.ids()
+    listed = {resolve(key.split(" ", 1)[1].split("?")[0].format(**ids)).route for key in SITE}
+    missing = sorted(f"/{route}" for route in site_routes() if route not in listed)
+    assert missing == [], "routes without an expected row"
+
+
+def test_site_permission_matrix(people, world):
+    ids = world.ids()
     clients = page_clients(people)
-    observed = {key: tuple(cell(clients[r], *key.split(" ", 1)) for r in ROLES) for key in SITE}
+    observed = {}
+    for key in SITE:
+        method, url = key.split(" ", 1)
+        extra = SITE_REQUEST.get(key, {})
+        observed[key] = tuple(cell(clients[r], method, url.format(**ids), **extra) for r in ROLES)
     compare("Site", SITE, observed)
+
+
+def test_metrics_behind_a_local_proxy_answer_by_the_clients_address(settings, client):
+    """Behind a reverse proxy on the same machine every request comes from loopback: the
+    allowed addresses are checked against the client's, as sign-in throttling reads it."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.METRICS_ALLOWED_IPS = ("127.0.0.1",)
+    settings.METRICS_TOKEN = ""
+    outside = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert outside.status_code == 403
+    local = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert local.status_code == 200
+    assert b"milestones_tracking_lag_seconds" in local.content

@@ -138,3 +138,9 @@ def spend(org, amount, *, mobile="9000000001", at=MARCH, key="t-1"):
     )  # fmt: skip
     pending = Activity.objects.filter(status=ActivityStatus.PENDING).values_list("id", flat=True)
     return activities_track(activity_ids=list(pending), now=at + timedelta(minutes=1))
+
+
+@pytest.fixture(autouse=True)
+def _loopback_receivers_allowed(settings):
+    """The receivers of these tests run on loopback, which the product refuses by default."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
