@@ -38,14 +38,22 @@ def enabled() -> bool:
 
 
 def _build(r, target_id: int, ordinal: int) -> None:
+    from milestones.models import Target
+
     from .models import Progress
 
     key = _key(target_id, ordinal)
     tmp = key + ":building"
     r.delete(tmp)
+    # the organisation from the (reference) target table, so the read of progress is routed
+    # to one shard (docs/scaling.md, "Past one primary")
+    organisation_id = Target.objects.values_list("target_group__organisation_id", flat=True).get(
+        pk=target_id
+    )
     rows = Progress.objects.filter(
-        target_id=target_id, cycle_ordinal=ordinal, achieved__gt=0
-    ).values_list("customer_id", "achieved")
+        organisation_id=organisation_id, target_id=target_id, cycle_ordinal=ordinal,
+        achieved__gt=0,
+    ).values_list("customer_id", "achieved")  # fmt: skip
     batch = {}
     for customer_id, achieved in rows.iterator(chunk_size=BUILD_CHUNK):
         batch[str(customer_id)] = float(achieved)
