@@ -32,7 +32,9 @@ def load_demo_milestones(org, user) -> None:
     from .services.target_groups import target_group_create
 
     today = timezone.now().astimezone(org.tzinfo).date()
-    first = today.replace(day=1)
+    # the month of a week ago: the demo activities of the last two days always fall inside,
+    # even on the first of a month
+    first = (today - timedelta(days=7)).replace(day=1)
     year_end = first + timedelta(days=370)
     specs = [
         {"name": "Demo: boost spend", "template": "Boost customer spend", "start": first, "end": year_end,

@@ -6,6 +6,7 @@ it with apt-get when missing). Screenshots go to test-artifacts/screenshots/ (gi
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -32,27 +33,45 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 ALL_QUEUES = ["default", "tracking", "evaluation", "ingest", "promotions"]
 
 
+_SHARED: dict = {}
+
+
+def _shared_chromium():
+    """One Playwright and one Chromium for the whole run, whichever module asks first.
+
+    Several test modules re-export this file's fixtures, and each re-export is a fixture of
+    its own: two Playwright instances in one thread refuse to run ("Sync API inside the
+    asyncio loop"). So every `browser` fixture hands out this one, stopped at exit."""
+    if "chromium" not in _SHARED:
+        if not os.path.exists(CHROMIUM):
+            pytest.fail(
+                f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)."
+            )
+        from playwright.sync_api import sync_playwright
+
+        # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests
+        # make between browser steps are ordinary synchronous code.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        playwright = sync_playwright().start()
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
+        _SHARED.update(playwright=playwright, chromium=chromium)
+
+        def stop():
+            try:
+                chromium.close()
+                playwright.stop()
+            except Exception:  # noqa: BLE001 - the process is ending anyway
+                pass
+
+        atexit.register(stop)
+    return _SHARED["chromium"]
+
+
 @pytest.fixture(scope="session")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)."
-        )
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
-    # between browser steps are ordinary synchronous code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-    yield chromium
-    chromium.close()
-    playwright.stop()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    return _shared_chromium()
 
 
 @pytest.fixture
