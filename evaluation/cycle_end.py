@@ -17,7 +17,6 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from common.bulk import insert_rows
 from enrolment.models import CustomerTargetValue, Enrolment
 from milestones.cycles import cyclic_window, day_start
 from milestones.models import CycleType, Period, TargetGroup
@@ -264,25 +263,8 @@ def evaluate_per_customer_cycles(*, as_of: datetime) -> list[int]:
                 defined=p.target_value if p else custom.get(key, target.value_for_cycle(ordinal)),
                 triggers=reached.get(key, []), at=end + offset,
             ))  # fmt: skip
-        # Only the rows this planner inserted count as its own, even when two race: on
-        # PostgreSQL `RETURNING` gives exactly those; elsewhere (SQLite, whose transaction
-        # holds the write lock from its start) the keys still missing inside it are ours.
-        with transaction.atomic():
-            if connection.vendor != "postgresql":
-                mine = TargetEvent.objects.filter(
-                    organisation_id=group.organisation_id,
-                    dedupe_key__in=[e.dedupe_key for e in fresh],
-                )
-                there = set(mine.values_list("dedupe_key", flat=True))
-                fresh = [e for e in fresh if e.dedupe_key not in there]
-            inserted = insert_rows(TargetEvent, fresh, ignore_conflicts=True, return_ids=True)
-            if inserted is None:
-                inserted = list(mine.exclude(dedupe_key__in=there).values_list("id", flat=True))
-            if inserted:  # in this transaction: the webhooks outbox commits with the events
-                target_events_written.send(
-                    sender=TargetEvent, organisation_id=group.organisation_id, event_ids=inserted
-                )
-        written += inserted
+        # Only the rows this planner inserted count as its own, even when two race.
+        written += events_.write_once(organisation_id=group.organisation_id, fresh=fresh)
     return written
 
 

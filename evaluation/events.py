@@ -65,10 +65,10 @@ def sub_target_achieved(
     )
 
 
-def target_achieved(
-    *, org_id, customer_id, target, ordinal, defined, achieved, at, period_name
+def _target_progress_event(
+    etype, *, org_id, customer_id, target, ordinal, defined, achieved, at, period_name
 ) -> TargetEvent:
-    etype = TargetEventType.TARGET_ACHIEVED
+    """An event about a customer's progress on one target in one cycle, no sub-target."""
     return TargetEvent(
         organisation_id=org_id,
         type=etype,
@@ -81,9 +81,13 @@ def target_achieved(
         achieved=achieved,
         defined=defined,
         milestone_triggers=[],
-        is_target_achieved_event=True,
+        is_target_achieved_event=etype == TargetEventType.TARGET_ACHIEVED,
         occurred_at=at,
     )
+
+
+def target_achieved(**fields) -> TargetEvent:
+    return _target_progress_event(TargetEventType.TARGET_ACHIEVED, **fields)
 
 
 def unified_achieved(
@@ -127,25 +131,8 @@ def period_elapsed(
     )
 
 
-def near_miss(
-    *, org_id, customer_id, target, ordinal, defined, achieved, at, period_name
-) -> TargetEvent:
-    etype = TargetEventType.NEAR_MISS
-    return TargetEvent(
-        organisation_id=org_id,
-        type=etype,
-        dedupe_key=progress_key(etype, target.id, customer_id, ordinal),
-        customer_id=customer_id,
-        target_group_id=target.target_group_id,
-        target=target,
-        cycle_ordinal=ordinal,
-        period_name=period_name,
-        achieved=achieved,
-        defined=defined,
-        milestone_triggers=[],
-        is_target_achieved_event=False,
-        occurred_at=at,
-    )
+def near_miss(**fields) -> TargetEvent:
+    return _target_progress_event(TargetEventType.NEAR_MISS, **fields)
 
 
 def enrolled(
@@ -196,3 +183,34 @@ def crossings(
             period_name=period_name or tcfg.group.period_name(ordinal),
         ))  # fmt: skip
     return events, True
+
+
+def write_once(*, organisation_id: int, fresh: list[TargetEvent]) -> list[int]:
+    """Insert the events whose dedupe key is not written yet; the ids of those this caller
+    inserted, even when two race: on PostgreSQL `RETURNING` gives exactly those; elsewhere
+    (SQLite, whose transaction holds the write lock from its start) the keys still missing
+    inside it are ours. Sends `target_events_written` in the same transaction, so the webhooks
+    outbox commits or rolls back with the events."""
+    from django.db import connection, transaction
+
+    from common.bulk import insert_rows
+
+    from .signals import target_events_written
+
+    if not fresh:
+        return []
+    keys = [e.dedupe_key for e in fresh]
+    with transaction.atomic():
+        mine = there = None
+        if connection.vendor != "postgresql":
+            mine = TargetEvent.objects.filter(organisation_id=organisation_id, dedupe_key__in=keys)
+            there = set(mine.values_list("dedupe_key", flat=True))
+            fresh = [e for e in fresh if e.dedupe_key not in there]
+        inserted = insert_rows(TargetEvent, fresh, ignore_conflicts=True, return_ids=True)
+        if inserted is None:
+            inserted = list(mine.exclude(dedupe_key__in=there).values_list("id", flat=True))
+        if inserted:
+            target_events_written.send(
+                sender=TargetEvent, organisation_id=organisation_id, event_ids=inserted
+            )
+    return inserted

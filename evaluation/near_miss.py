@@ -13,15 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
 from django.utils import timezone
 
-from common.bulk import insert_rows
-
 from . import events
-from .models import NearMissRule, Progress, TargetEvent
+from .models import NearMissRule, Progress
 from .selectors import display_end
-from .signals import cycles_evaluated, send_after_commit, target_events_written
+from .signals import cycles_evaluated, send_after_commit
 
 HUNDRED = Decimal(100)
 
@@ -80,27 +77,8 @@ def near_misses_check(*, now: datetime | None = None) -> list[int]:
         ]
         if not fresh:
             continue
-        with transaction.atomic():
-            if connection.vendor != "postgresql":
-                there = set(
-                    TargetEvent.objects.filter(
-                        organisation_id=group.organisation_id,
-                        dedupe_key__in=[e.dedupe_key for e in fresh],
-                    ).values_list("dedupe_key", flat=True)
-                )
-                fresh = [e for e in fresh if e.dedupe_key not in there]
-            inserted = insert_rows(TargetEvent, fresh, ignore_conflicts=True, return_ids=True)
-            if inserted is None:
-                inserted = list(
-                    TargetEvent.objects.filter(
-                        organisation_id=group.organisation_id,
-                        dedupe_key__in=[e.dedupe_key for e in fresh],
-                    ).values_list("id", flat=True)
-                )
-            if inserted:
-                target_events_written.send(
-                    sender=TargetEvent, organisation_id=group.organisation_id, event_ids=inserted
-                )
-                send_after_commit(cycles_evaluated, event_ids=inserted)
+        inserted = events.write_once(organisation_id=group.organisation_id, fresh=fresh)
+        if inserted:
+            send_after_commit(cycles_evaluated, event_ids=inserted)
         written += inserted
     return written

@@ -25,7 +25,7 @@ from common import retry as retry_policy
 from common.bulk import insert_rows, pg_array
 from enrolment.models import Customer, CustomerTargetValue
 from enrolment.services import auto_enrol_on_activities
-from milestones.cycles import cyclic_window
+from milestones.cycles import cyclic_cycle_at, till_cycle_at
 from milestones.models import CycleType, Organisation, UnifiedMode
 
 from . import config_cache, events, ranks, sql_fold
@@ -489,24 +489,14 @@ class _CustomerState:
                 anchor = at  # the first tracked activity on or after the cycle start
                 self.anchors[group.id] = anchor
                 self.new_anchors[group.id] = anchor
-            if at < anchor:
-                return None  # retro activities never move a cyclic start
-            for k in range(1, (group.cycle_count or 0) + 1):
-                start, end = cyclic_window(anchor, group.cycle_frequency, group.cycle_days, k)
-                if start <= at < end:
-                    return k, start, end, None
-            return None
+            return cyclic_cycle_at(
+                anchor, group.cycle_frequency, group.cycle_days, group.cycle_count, at
+            )
         # till achievement: the open cycle, or the next one when the last was achieved
         target_id = tcfg.target.id
         rows = sorted((o, r) for (t, o), r in self.progress.items() if t == target_id)
-        if not rows:
-            return 1, at, None, None
-        ordinal, last = rows[-1]
-        if last.achieved_at is None:
-            return (ordinal, last.cycle_start, None, None) if at >= last.cycle_start else None
-        if ordinal >= (group.cycle_count or 0) or at < last.achieved_at:
-            return None
-        return ordinal + 1, last.achieved_at, None, None
+        last = (rows[-1][0], rows[-1][1].cycle_start, rows[-1][1].achieved_at) if rows else None
+        return till_cycle_at(last, group.cycle_count, at)
 
     def _is_open(self, tcfg, ordinal, end) -> bool:
         """A cycle takes activities dated inside it until its cycle-end evaluation has run

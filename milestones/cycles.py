@@ -88,3 +88,31 @@ def cycle_length(frequency: str, days: int | None) -> timedelta:
     if frequency in DAYS:
         return timedelta(days=DAYS[frequency])
     return timedelta(days=days or 0)
+
+
+def cyclic_cycle_at(anchor, frequency, days, count, at):
+    """(ordinal, start, end, None) of the cyclic window `at` falls in, counted from the
+    customer's anchor; None before the anchor (retro activities never move it) or after the
+    last window. One rule for tracking and the simulation."""
+    if at < anchor:
+        return None
+    for k in range(1, (count or 0) + 1):
+        start, end = cyclic_window(anchor, frequency, days, k)
+        if start <= at < end:
+            return k, start, end, None
+    return None
+
+
+def till_cycle_at(last, count, at):
+    """(ordinal, start, None, None) of a till-achievement cycle for an activity at `at`:
+    the open cycle, or the next one once the last was achieved. `last` is the customer's
+    latest cycle as (ordinal, start, achieved_at), or None. One rule for tracking and the
+    simulation."""
+    if last is None:
+        return 1, at, None, None
+    ordinal, start, achieved_at = last
+    if achieved_at is None:
+        return (ordinal, start, None, None) if at >= start else None
+    if ordinal >= (count or 0) or at < achieved_at:
+        return None
+    return ordinal + 1, achieved_at, None, None

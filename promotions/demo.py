@@ -9,16 +9,12 @@ from milestones.models import Target
 
 from .consumer import target_events_consume
 from .models import CouponSeries, Promotion
-from .services import coupon_series_create, promotion_create
+from .services import coupon_series_create, promotion_create, rule_text
 
 DEMO_SERIES = "DEMO-THANKS"
 SPEND_GROUP = "Demo: boost spend"
 PETROL_TARGET = "Petrol litres (demo)"
 HALF_TANK = "Half tank"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _promotions(org) -> list[dict]:
@@ -37,8 +33,8 @@ def _promotions(org) -> list[dict]:
             "activity": "target_period_elapsed",
             "start": start,
             "end": end,
-            "condition": f"currentEvent.targetAchieved({_quoted(spend)}) >= "
-            f"currentEvent.targetDefined({_quoted(spend)})",
+            "condition": f"currentEvent.targetAchieved({rule_text(spend)}) >= "
+            f"currentEvent.targetDefined({rule_text(spend)})",
             "actions": [{"type": "award_points", "basis": "fixed", "points": 200}],
         },
         {
@@ -46,8 +42,8 @@ def _promotions(org) -> list[dict]:
             "activity": "sub_target_reached",
             "start": start,
             "end": end,
-            "condition": f"currentEvent.targetName == {_quoted(PETROL_TARGET)} && "
-            f"{_quoted(HALF_TANK)} in currentEvent.targetMilestoneTrigger",
+            "condition": f"currentEvent.targetName == {rule_text(PETROL_TARGET)} && "
+            f"{rule_text(HALF_TANK)} in currentEvent.targetMilestoneTrigger",
             "actions": [
                 {"type": "issue_coupon", "series": DEMO_SERIES},
                 {

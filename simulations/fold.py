@@ -37,7 +37,7 @@ from evaluation.kpis import (
     is_day_based,
 )
 from evaluation.models import ActivityType, TargetEvent
-from milestones.cycles import cyclic_window, day_start
+from milestones.cycles import cyclic_cycle_at, cyclic_window, day_start, till_cycle_at
 from milestones.models import CycleType, EnrolmentMode, UnifiedMode
 
 ZERO = Decimal(0)
@@ -177,24 +177,14 @@ class CustomerFold:
         if group.cycle_type == CycleType.CYCLIC:
             if self.anchor is None:
                 self.anchor = at  # the first tracked activity on or after the cycle start
-            if at < self.anchor:
-                return None
-            for k in range(1, (group.cycle_count or 0) + 1):
-                start, end = cyclic_window(self.anchor, group.cycle_frequency, group.cycle_days, k)
-                if start <= at < end:
-                    return k, start, end, None
-            return None
+            return cyclic_cycle_at(
+                self.anchor, group.cycle_frequency, group.cycle_days, group.cycle_count, at
+            )
         # till achievement: the open cycle, or the next one when the last was achieved
         target_id = tcfg.target.id
         rows = sorted((o, r) for (t, o), r in self.rows.items() if t == target_id)
-        if not rows:
-            return 1, at, None, None
-        ordinal, last = rows[-1]
-        if last.achieved_at is None:
-            return (ordinal, last.start, None, None) if at >= last.start else None
-        if ordinal >= (group.cycle_count or 0) or at < last.achieved_at:
-            return None
-        return ordinal + 1, last.achieved_at, None, None
+        last = (rows[-1][0], rows[-1][1].start, rows[-1][1].achieved_at) if rows else None
+        return till_cycle_at(last, group.cycle_count, at)
 
     def _row(self, tcfg, ordinal, start, end, period) -> Row:
         key = (tcfg.target.id, ordinal)
